@@ -1,0 +1,262 @@
+//! One module per endpoint. Each `handle` parses through [`crate::edge`],
+//! runs plain async logic over the store and provider, and never fails:
+//! every error is already our JSON response.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use lambda_http::{Body, Request, Response};
+
+use crate::audit::{self, Event};
+use crate::cookies::{self, CookieError, Scope};
+use crate::edge::{session_cookie_names, Incoming};
+use crate::error::AuthError;
+use crate::ratelimit::{self, EndpointClass, Verdict};
+use crate::session::{Marker, Refresh, Session, Tokens, UnixTime};
+use crate::state::AppState;
+use crate::store::{keys, Store, StoreError};
+
+pub mod authorize;
+pub mod callback;
+pub mod logout;
+pub mod refresh;
+pub mod session;
+
+/// Dispatches by method and path, as API Gateway's routes do (for the local gateway).
+pub async fn route<S: Store>(
+    state: &AppState<S>,
+    req: Request,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    match path.as_str() {
+        "/auth/login" => authorize::handle(state, req).await,
+        "/auth/callback" => callback::handle(state, req).await,
+        "/auth/session" => session::handle(state, req).await,
+        "/auth/refresh" => refresh::handle(state, req).await,
+        "/auth/logout" | "/auth/backchannel-logout" => logout::handle(state, req).await,
+        _ => {
+            crate::edge::run(
+                crate::edge::Endpoint::Session,
+                &state.config.redirects,
+                state.cookie_scope(),
+                req,
+                |_| async { Err(AuthError::NotFound) },
+            )
+            .await
+        }
+    }
+}
+
+/// Counts the request; the limiter fails open when the table is down,
+/// because every endpoint's own table call then fails closed anyway.
+pub(crate) fn limit_outcome(
+    ctx: &audit::Context,
+    class: EndpointClass,
+    verdict: Result<Verdict, StoreError>,
+) -> Result<(), AuthError> {
+    match verdict {
+        Ok(Verdict::Allowed) => Ok(()),
+        Ok(Verdict::Limited { retry_after }) => {
+            audit::emit(
+                ctx,
+                Event::RateLimited {
+                    class: class.name(),
+                },
+            );
+            Err(AuthError::RateLimited {
+                retry_after: Duration::from_secs(retry_after),
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiter unavailable; failing open");
+            Ok(())
+        }
+    }
+}
+
+/// The rate-limit hit for a class, to run concurrently with other table calls.
+pub(crate) async fn hit<S: Store>(
+    state: &AppState<S>,
+    class: EndpointClass,
+    ctx: &audit::Context,
+    now: UnixTime,
+) -> Result<Verdict, StoreError> {
+    let limit = state
+        .config
+        .rate_limits
+        .get(&class)
+        .copied()
+        .unwrap_or(ratelimit::Limit {
+            max: class.default_limit(),
+            window: Duration::from_secs(60),
+        });
+    ratelimit::hit(&state.store, class, limit, &ctx.client_ip, now).await
+}
+
+/// Why a session in the cookies is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// No session cookies at all.
+    Absent,
+    /// Cookies that do not open or do not belong together.
+    Unreadable,
+    /// Idle timeout passed.
+    Idle,
+    /// Absolute timeout passed.
+    Expired,
+}
+
+impl Unusable {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Unusable::Absent => "absent",
+            Unusable::Unreadable => "unreadable",
+            Unusable::Idle => "idle_timeout",
+            Unusable::Expired => "absolute_timeout",
+        }
+    }
+}
+
+/// Opens the three session cookies and checks their timeouts.
+pub(crate) fn load_session<S: Store>(
+    state: &AppState<S>,
+    incoming: &Incoming,
+    now: UnixTime,
+) -> Result<Session, Unusable> {
+    let session = open_session(state, incoming)?;
+    if now >= session.marker.expires_at {
+        return Err(Unusable::Expired);
+    }
+    if !session.marker.is_live(state.timeouts(), now) {
+        return Err(Unusable::Idle);
+    }
+    Ok(session)
+}
+
+/// Opens the three session cookies without looking at the clock.
+pub(crate) fn open_session<S: Store>(
+    state: &AppState<S>,
+    incoming: &Incoming,
+) -> Result<Session, Unusable> {
+    let ring = &state.config.cookie_keys;
+    let marker_raw = incoming.cookie(cookies::SESSION);
+    let tokens_raw = cookies::read_chunked(cookies::TOKENS, &|n| incoming.cookie(n));
+    let refresh_raw = incoming.cookie(cookies::REFRESH);
+    let (Some(marker_raw), Some(tokens_raw)) = (marker_raw, tokens_raw) else {
+        return Err(if incoming.has_session_cookies() {
+            Unusable::Unreadable
+        } else {
+            Unusable::Absent
+        });
+    };
+    let marker: Marker = ring
+        .open_json(cookies::SESSION, &marker_raw)
+        .map_err(|_| Unusable::Unreadable)?;
+    let tokens: Tokens = ring
+        .open_json(cookies::TOKENS, &tokens_raw)
+        .map_err(|_| Unusable::Unreadable)?;
+    let refresh: Refresh = match refresh_raw {
+        Some(raw) => ring
+            .open_json(cookies::REFRESH, &raw)
+            .map_err(|_| Unusable::Unreadable)?,
+        None => Refresh {
+            sid: marker.sid.clone(),
+            refresh_token: None,
+        },
+    };
+    // The three are one session only if they carry the same id.
+    if tokens.sid != marker.sid || refresh.sid != marker.sid {
+        return Err(Unusable::Unreadable);
+    }
+    Ok(Session {
+        marker,
+        tokens,
+        refresh,
+    })
+}
+
+/// Keys whose presence in the table means this session was ended.
+pub(crate) fn revocation_keys(session: &Session) -> Vec<String> {
+    let mut keys = vec![
+        format!("{}{}", keys::REVOKED, session.marker.sid),
+        format!(
+            "{}{}",
+            keys::REVOKED_SUB,
+            crate::session::hash_key(&session.tokens.user.sub)
+        ),
+    ];
+    if let Some(idp_sid) = &session.tokens.idp_sid {
+        keys.push(format!(
+            "{}{}",
+            keys::REVOKED_IDP_SID,
+            crate::session::hash_key(idp_sid)
+        ));
+    }
+    keys
+}
+
+/// Whether any revocation record covers this session. A `revoked-sub#`
+/// record ends the sessions created before its time.
+pub(crate) fn is_revoked(session: &Session, found: &[(String, String)]) -> bool {
+    found.iter().any(|(pk, data)| {
+        if pk.starts_with(keys::REVOKED_SUB) {
+            data.parse::<UnixTime>()
+                .is_ok_and(|t| session.marker.created_at <= t)
+        } else {
+            true
+        }
+    })
+}
+
+/// `Set-Cookie` values for the marker only (idle window slides).
+pub(crate) fn marker_cookie<S: Store>(
+    state: &AppState<S>,
+    marker: &Marker,
+    now: UnixTime,
+) -> String {
+    let sealed = state.config.cookie_keys.seal_json(cookies::SESSION, marker);
+    cookies::set(
+        cookies::SESSION,
+        sealed,
+        marker.expires_at.saturating_sub(now),
+        state.cookie_scope(),
+    )
+}
+
+/// `Set-Cookie` values for a whole session.
+pub(crate) fn session_cookies<S: Store>(
+    state: &AppState<S>,
+    session: &Session,
+    now: UnixTime,
+    incoming: &Incoming,
+) -> Result<Vec<String>, AuthError> {
+    let ring = &state.config.cookie_keys;
+    let scope = state.cookie_scope();
+    let max_age = session.marker.expires_at.saturating_sub(now);
+    let mut out = vec![marker_cookie(state, &session.marker, now)];
+    let tokens = ring.seal_json(cookies::TOKENS, &session.tokens);
+    out.extend(
+        cookies::set_chunked(cookies::TOKENS, &tokens, max_age, scope, &|n| {
+            incoming.cookies.contains_key(n)
+        })
+        .map_err(|e: CookieError| match e {
+            CookieError::TooLarge => AuthError::SessionTooLarge,
+            _ => AuthError::SessionTooLarge,
+        })?,
+    );
+    out.push(cookies::set(
+        cookies::REFRESH,
+        ring.seal_json(cookies::REFRESH, &session.refresh),
+        max_age,
+        scope,
+    ));
+    Ok(out)
+}
+
+/// `Set-Cookie` values that delete every session cookie and chunk.
+pub(crate) fn clear_session_cookies(scope: Scope) -> Vec<String> {
+    session_cookie_names()
+        .iter()
+        .map(|n| cookies::clear(n, scope))
+        .collect()
+}

@@ -1,0 +1,135 @@
+//! `AppState`: everything a function builds once per cold start.
+
+use crate::config::{Config, ConfigErrors, Env, Handoff, Source};
+use crate::cookies::Scope;
+use crate::oidc::{ClientSettings, IdpError, Oidc};
+use crate::session::Timeouts;
+use crate::store::{DynamoStore, Store};
+
+/// Configuration, table and provider client, shared by warm invocations.
+#[derive(Debug)]
+pub struct AppState<S: Store = DynamoStore> {
+    /// Validated configuration.
+    pub config: Config,
+    /// The table.
+    pub store: S,
+    /// The provider client and its caches.
+    pub oidc: Oidc,
+}
+
+/// Why a cold start failed; names the variable or dependency.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// A secret could not be read from Secrets Manager.
+    #[error("{var}: could not read the secret: {reason}")]
+    Secret {
+        /// The `*_ARN` variable.
+        var: &'static str,
+        /// Why (no secret material).
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Idp(#[from] IdpError),
+}
+
+/// Secrets that, in AWS, come from Secrets Manager: `<VAR>_ARN` names the
+/// secret whose `SecretString` is the value (never a plain environment
+/// variable or template parameter there).
+const SECRET_VARS: [(&str, &str); 2] = [
+    ("OIDC_CLIENT_SECRET", "OIDC_CLIENT_SECRET_ARN"),
+    ("COOKIE_KEYS", "COOKIE_KEYS_SECRET_ARN"),
+];
+
+struct WithSecrets {
+    resolved: std::collections::HashMap<&'static str, String>,
+}
+
+impl Source for WithSecrets {
+    fn var(&self, name: &str) -> Option<String> {
+        self.resolved.get(name).cloned().or_else(|| Env.var(name))
+    }
+}
+
+impl AppState<DynamoStore> {
+    /// Reads the environment (and Secrets Manager where `*_ARN` is set),
+    /// builds the DynamoDB and provider clients. Makes no call to the provider.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let sdk = crate::store::dynamo::sdk_config_overrides(aws_config::defaults(
+            aws_config::BehaviorVersion::latest(),
+        ))
+        .load()
+        .await;
+        let mut resolved = std::collections::HashMap::new();
+        let arns: Vec<_> = SECRET_VARS
+            .iter()
+            .filter_map(|(var, arn_var)| {
+                Env.var(arn_var)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| (*var, *arn_var, a))
+            })
+            .collect();
+        if !arns.is_empty() {
+            let client = aws_sdk_secretsmanager::Client::new(&sdk);
+            for (var, arn_var, arn) in arns {
+                let value = client
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .send()
+                    .await
+                    .map_err(|e| InitError::Secret {
+                        var: arn_var,
+                        reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+                    })?
+                    .secret_string
+                    .ok_or(InitError::Secret {
+                        var: arn_var,
+                        reason: "the secret has no SecretString".into(),
+                    })?;
+                resolved.insert(var, value);
+            }
+        }
+        let config = Config::from_source(&WithSecrets { resolved })?;
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config.table_name.clone(),
+        );
+        Self::new(config, store)
+    }
+}
+
+impl<S: Store> AppState<S> {
+    /// State over any store (tests use the in-memory one).
+    pub fn new(config: Config, store: S) -> Result<Self, InitError> {
+        let oidc = Oidc::new(ClientSettings {
+            issuer: config.issuer.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            redirect_uri: config.redirect_uri.clone(),
+        })?;
+        Ok(Self {
+            config,
+            store,
+            oidc,
+        })
+    }
+
+    /// Session timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle: self.config.idle_timeout,
+            absolute: self.config.absolute_timeout,
+        }
+    }
+
+    /// Session cookies are cross-site in exchange mode.
+    pub fn cookie_scope(&self) -> Scope {
+        match self.config.handoff {
+            Handoff::Cookie => Scope::FirstParty,
+            Handoff::Exchange => Scope::CrossSite,
+        }
+    }
+}
