@@ -1,1 +1,5 @@
-fn main() {}
+//! One test binary: every integration test against DynamoDB Local and the
+//! oidc-provider test IdP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod login;
