@@ -308,7 +308,8 @@ const configuration = {
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
   claims: {
     openid: ['sub'],
-    profile: ['name', 'preferred_username'],
+    // Like Authentik's default `profile` scope mapping, which carries groups.
+    profile: ['name', 'preferred_username', 'groups'],
     email: ['email', 'email_verified'],
     groups: ['groups'],
   },

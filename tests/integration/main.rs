@@ -2,4 +2,5 @@
 //! oidc-provider test IdP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod lifecycle;
 mod login;
