@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use local_gateway::{serve, Gateway};
+use static_login::state::ClientSecret;
 use static_login::{telemetry, AppState};
 use tokio::net::TcpListener;
 
@@ -23,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("BIND_ADDR must be an IP address")?
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let state = AppState::from_env().await?;
+    let state = AppState::from_env(ClientSecret::Required).await?;
     state.oidc.prefetch().await;
     let static_dir = std::env::var_os("STATIC_DIR")
         .filter(|d| !d.is_empty())
@@ -31,7 +32,10 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind((bind, port))
         .await
         .with_context(|| format!("cannot listen on {bind}:{port}"))?;
-    println!("local-gateway listening on http://{}", listener.local_addr()?);
+    println!(
+        "local-gateway listening on http://{}",
+        listener.local_addr()?
+    );
     serve(listener, Gateway { state, static_dir }).await?;
     Ok(())
 }

@@ -23,7 +23,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(var: &'static str, reason: impl Into<String>) -> Self {
         Self {
             var,
             reason: reason.into(),
@@ -66,8 +66,9 @@ pub struct Config {
     pub issuer: String,
     /// OAuth client id.
     pub client_id: String,
-    /// OAuth client secret (confidential client).
-    pub client_secret: Secret,
+    /// OAuth client secret (confidential client); only the functions that
+    /// call the token or revocation endpoint get it (least privilege).
+    pub client_secret: Option<Secret>,
     /// The callback URL registered at the provider.
     pub redirect_uri: Url,
     /// Requested scopes, space separated on the wire.
@@ -245,7 +246,7 @@ impl Config {
             (
                 Some(issuer),
                 Some(client_id),
-                Some(client_secret),
+                client_secret,
                 Some(redirect_uri),
                 Some(scopes),
                 Some(redirects),

@@ -1,6 +1,6 @@
 //! `AppState`: everything a function builds once per cold start.
 
-use crate::config::{Config, ConfigErrors, Env, Handoff, Source};
+use crate::config::{Config, ConfigError, ConfigErrors, Env, Handoff, Source};
 use crate::cookies::Scope;
 use crate::oidc::{ClientSettings, IdpError, Oidc};
 use crate::session::Timeouts;
@@ -54,10 +54,20 @@ impl Source for WithSecrets {
     }
 }
 
+/// Whether a function talks to the token or revocation endpoint, and so
+/// needs the client secret (the others never receive it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSecret {
+    /// callback, refresh, logout (and the local gateway, which runs them all).
+    Required,
+    /// authorize, session.
+    NotNeeded,
+}
+
 impl AppState<DynamoStore> {
     /// Reads the environment (and Secrets Manager where `*_ARN` is set),
     /// builds the DynamoDB and provider clients. Makes no call to the provider.
-    pub async fn from_env() -> Result<Self, InitError> {
+    pub async fn from_env(secret: ClientSecret) -> Result<Self, InitError> {
         let sdk = crate::store::dynamo::sdk_config_overrides(aws_config::defaults(
             aws_config::BehaviorVersion::latest(),
         ))
@@ -93,6 +103,13 @@ impl AppState<DynamoStore> {
             }
         }
         let config = Config::from_source(&WithSecrets { resolved })?;
+        if secret == ClientSecret::Required && config.client_secret.is_none() {
+            return Err(ConfigErrors(vec![ConfigError::new(
+                "OIDC_CLIENT_SECRET",
+                "is required (or OIDC_CLIENT_SECRET_ARN)",
+            )])
+            .into());
+        }
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.table_name.clone(),

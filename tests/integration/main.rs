@@ -2,5 +2,7 @@
 //! oidc-provider test IdP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
+mod exchange;
 mod lifecycle;
 mod login;

@@ -14,7 +14,8 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use serde_json::{json, Value};
 use static_login::config::Config;
@@ -25,7 +26,10 @@ pub use reqwest::StatusCode;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A server process that dies with the test binary: it runs under `sh`,
@@ -36,10 +40,19 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn start_server(what: &str, args: &[&str], env: &[(&str, String)], ready: &str) -> Result<(Server, String)> {
+fn start_server(
+    what: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    ready: &str,
+) -> Result<(Server, String)> {
     which("node").with_context(|| format!("{what} needs Node.js (`node` on PATH)"))?;
     if !repo_root().join("node_modules").exists() {
         bail!("{what}: node_modules is missing; run `npm ci` at the repository root (scripts/test does)");
@@ -47,7 +60,9 @@ fn start_server(what: &str, args: &[&str], env: &[(&str, String)], ready: &str) 
     let script = "node \"$@\" & child=$!; read _; kill $child 2>/dev/null; wait $child";
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(script).arg("sh").args(args);
-    cmd.current_dir(repo_root()).stdin(Stdio::piped()).stdout(Stdio::piped());
+    cmd.current_dir(repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
     if std::env::var_os("TEST_LOG").is_none() {
         cmd.stderr(Stdio::null());
     }
@@ -68,7 +83,13 @@ fn start_server(what: &str, args: &[&str], env: &[(&str, String)], ready: &str) 
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
     let address = line.rsplit(' ').next().unwrap_or_default().to_owned();
-    Ok((Server { _child: child, _stdin: stdin }, address))
+    Ok((
+        Server {
+            _child: child,
+            _stdin: stdin,
+        },
+        address,
+    ))
 }
 
 fn which(program: &str) -> Result<()> {
@@ -135,7 +156,8 @@ impl Stack {
 
     /// An SDK client for DynamoDB Local.
     pub async fn dynamo_client(&self) -> aws_sdk_dynamodb::Client {
-        let creds = aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests");
+        let creds =
+            aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests");
         let config = static_login::store::dynamo::sdk_config_overrides(aws_config::defaults(
             aws_config::BehaviorVersion::latest(),
         ))
@@ -148,10 +170,39 @@ impl Stack {
     }
 }
 
-fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        static_login::telemetry::init();
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+#[derive(Clone, Copy)]
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
     }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line the handlers wrote so far in this test run (JSON lines),
+/// including the audit trail, at the most verbose level our code logs.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,aws_smithy_runtime=info,aws_sdk_dynamodb=info,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info"))
+        .with_writer(|| Capture)
+        .try_init();
 }
 
 /// Creates a table exactly as the template does: `pk` string key, on-demand, TTL on `expires_at`.
@@ -165,7 +216,12 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
                 .attribute_type(ScalarAttributeType::S)
                 .build()?,
         )
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build()?)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await?;
@@ -254,10 +310,18 @@ impl App {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let (client_id, client_secret) = register_client(stack, &base, &options.client_metadata).await.unwrap();
+        let (client_id, client_secret) = register_client(stack, &base, &options.client_metadata)
+            .await
+            .unwrap();
 
         let mut vars: HashMap<&str, String> = HashMap::from([
-            ("OIDC_ISSUER", options.issuer.clone().unwrap_or_else(|| stack.issuer.clone())),
+            (
+                "OIDC_ISSUER",
+                options
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| stack.issuer.clone()),
+            ),
             ("OIDC_CLIENT_ID", client_id.clone()),
             ("OIDC_CLIENT_SECRET", client_secret.clone()),
             ("OIDC_REDIRECT_URI", format!("{base}/auth/callback")),
@@ -274,7 +338,9 @@ impl App {
         let config = Config::from_source(&vars).unwrap();
         let store_client = match &options.dynamodb {
             Some(endpoint) => {
-                let creds = aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests");
+                let creds = aws_sdk_dynamodb::config::Credentials::new(
+                    "local", "local", None, None, "tests",
+                );
                 let conf = static_login::store::dynamo::sdk_config_overrides(aws_config::defaults(
                     aws_config::BehaviorVersion::latest(),
                 ))
@@ -287,8 +353,15 @@ impl App {
             }
             None => dynamo,
         };
-        let state = AppState::new(config.clone(), DynamoStore::new(store_client, table.clone())).unwrap();
-        let gateway = local_gateway::Gateway { state, static_dir: None };
+        let state = AppState::new(
+            config.clone(),
+            DynamoStore::new(store_client, table.clone()),
+        )
+        .unwrap();
+        let gateway = local_gateway::Gateway {
+            state,
+            static_dir: None,
+        };
         let task = tokio::spawn(async move {
             let _ = local_gateway::serve(listener, gateway).await;
         });
@@ -310,16 +383,21 @@ impl App {
 
     /// The IdP's counters for this client.
     pub async fn idp_stats(&self) -> Value {
-        reqwest::get(format!("{}/__test/stats?client_id={}", self.stack.issuer, self.client_id))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(format!(
+            "{}/__test/stats?client_id={}",
+            self.stack.issuer, self.client_id
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
     }
 
     /// Every item in this app's table.
-    pub async fn table_items(&self) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    pub async fn table_items(
+        &self,
+    ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let client = self.stack.dynamo_client().await;
         client
             .scan()
@@ -358,7 +436,10 @@ async fn register_client(stack: &Stack, base: &str, extra: &Value) -> Result<(St
     }
     Ok((
         json["client_id"].as_str().unwrap_or_default().to_owned(),
-        json["client_secret"].as_str().unwrap_or_default().to_owned(),
+        json["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     ))
 }
 
@@ -381,7 +462,10 @@ impl Reply {
 
     /// `Location`.
     pub fn location(&self) -> Option<String> {
-        self.headers.get("location").and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// Every `Set-Cookie` value.
@@ -431,24 +515,39 @@ impl Browser {
 
     /// The `Cookie` header for the jar.
     pub fn cookie_header(&self) -> String {
-        self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn absorb(&mut self, headers: &http::HeaderMap) {
         for value in headers.get_all("set-cookie") {
             let Ok(text) = value.to_str() else { continue };
-            let Ok(cookie) = cookie::Cookie::parse(text.to_owned()) else { continue };
-            let expired = cookie.max_age().is_some_and(|a| a.is_zero() || a.is_negative());
+            let Ok(cookie) = cookie::Cookie::parse(text.to_owned()) else {
+                continue;
+            };
+            let expired = cookie
+                .max_age()
+                .is_some_and(|a| a.is_zero() || a.is_negative());
             if expired || cookie.value().is_empty() {
                 self.jar.remove(cookie.name());
             } else {
-                self.jar.insert(cookie.name().to_owned(), cookie.value().to_owned());
+                self.jar
+                    .insert(cookie.name().to_owned(), cookie.value().to_owned());
             }
         }
     }
 
     /// Sends a request with the jar and extra headers; records cookies.
-    pub async fn send(&mut self, method: http::Method, url: &str, headers: &[(&str, &str)], body: Option<String>) -> Reply {
+    pub async fn send(
+        &mut self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
         let mut request = self.http.request(method, url);
         if !self.jar.is_empty() {
             request = request.header("cookie", self.cookie_header());
@@ -464,7 +563,11 @@ impl Browser {
         let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
         self.absorb(&headers);
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// GET.
@@ -478,7 +581,11 @@ impl Browser {
         self.send(
             http::Method::POST,
             &app.url(path),
-            &[("origin", &origin), ("x-requested-with", "XMLHttpRequest"), ("content-type", "application/json")],
+            &[
+                ("origin", &origin),
+                ("x-requested-with", "XMLHttpRequest"),
+                ("content-type", "application/json"),
+            ],
             body,
         )
         .await
@@ -487,12 +594,21 @@ impl Browser {
 
 /// The user's side of a login at the IdP, from the authorization URL to the
 /// redirect back to our callback: returns the callback URL.
-pub async fn sign_in_at_idp(idp: &mut Browser, authorize_url: &str, login: &str, password: &str) -> Result<String> {
+pub async fn sign_in_at_idp(
+    idp: &mut Browser,
+    authorize_url: &str,
+    login: &str,
+    password: &str,
+) -> Result<String> {
     let mut url = authorize_url.to_owned();
     for _ in 0..10 {
         let reply = idp.get(&url).await;
         let Some(location) = reply.location() else {
-            bail!("IdP answered {} without a redirect: {}", reply.status, reply.body);
+            bail!(
+                "IdP answered {} without a redirect: {}",
+                reply.status,
+                reply.body
+            );
         };
         let next = url::Url::parse(&url)?.join(&location)?.to_string();
         if next.contains("/auth/callback") {
@@ -501,7 +617,9 @@ pub async fn sign_in_at_idp(idp: &mut Browser, authorize_url: &str, login: &str,
         if next.contains("/interaction/") {
             let page = idp.get(&next).await;
             if page.status.is_redirection() {
-                url = url::Url::parse(&next)?.join(&page.location().unwrap_or_default())?.to_string();
+                url = url::Url::parse(&next)?
+                    .join(&page.location().unwrap_or_default())?
+                    .to_string();
                 if url.contains("/auth/callback") {
                     return Ok(url);
                 }
@@ -520,7 +638,11 @@ pub async fn sign_in_at_idp(idp: &mut Browser, authorize_url: &str, login: &str,
                 )
                 .await;
             let Some(after) = submitted.location() else {
-                bail!("login form answered {}: {}", submitted.status, submitted.body);
+                bail!(
+                    "login form answered {}: {}",
+                    submitted.status,
+                    submitted.body
+                );
             };
             url = url::Url::parse(&next)?.join(&after)?.to_string();
             continue;
@@ -544,9 +666,22 @@ pub struct LoggedIn {
 pub async fn login(app: &App, user: &str, password: &str) -> LoggedIn {
     let mut browser = Browser::new();
     let mut idp = Browser::new();
-    let start = browser.get(&app.url("/auth/login?return_to=%2Fwelcome")).await;
-    assert_eq!(start.status, StatusCode::FOUND, "login start: {}", start.body);
-    let callback_url = sign_in_at_idp(&mut idp, &start.location().unwrap(), user, password).await.unwrap();
+    let start = browser
+        .get(&app.url("/auth/login?return_to=%2Fwelcome"))
+        .await;
+    assert_eq!(
+        start.status,
+        StatusCode::FOUND,
+        "login start: {}",
+        start.body
+    );
+    let callback_url = sign_in_at_idp(&mut idp, &start.location().unwrap(), user, password)
+        .await
+        .unwrap();
     let callback = browser.get(&callback_url).await;
-    LoggedIn { browser, idp, callback }
+    LoggedIn {
+        browser,
+        idp,
+        callback,
+    }
 }

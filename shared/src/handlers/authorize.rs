@@ -159,13 +159,16 @@ pub async fn login<S: Store>(
     Ok(Reply::redirect(302, &url).with_cookies([pending.to_cookie(&config.cookie_keys, now)]))
 }
 
+/// Validated pass-through parameters, and `max_age` when one was sent.
+type Passed = (Vec<(&'static str, String)>, Option<u64>);
+
 /// Optional parameters forwarded to the provider, each validated; a
 /// parameter the configuration does not allow is refused, not dropped, so
 /// a site asking for `max_age` never silently loses it.
 fn passthrough<S: Store>(
     state: &AppState<S>,
     incoming: &Incoming,
-) -> Result<(Vec<(&'static str, String)>, Option<u64>), AuthError> {
+) -> Result<Passed, AuthError> {
     let allowed = &state.config.passthrough;
     let mut extra = Vec::new();
     let mut max_age = None;

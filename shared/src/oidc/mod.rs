@@ -152,8 +152,8 @@ pub struct ClientSettings {
     pub issuer: String,
     /// Client id.
     pub client_id: String,
-    /// Client secret.
-    pub client_secret: Secret,
+    /// Client secret (absent in functions that never call the token endpoint).
+    pub client_secret: Option<Secret>,
     /// Registered redirect URI.
     pub redirect_uri: Url,
 }

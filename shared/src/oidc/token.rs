@@ -180,10 +180,15 @@ impl Oidc {
             .finish();
         // RFC 6749 2.3.1: id and secret are form-encoded before Basic encoding.
         let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let secret = self
+            .settings
+            .client_secret
+            .as_ref()
+            .ok_or(IdpError::Metadata("this function has no client secret"))?;
         let credentials = format!(
             "{}:{}",
             encode(&self.settings.client_id),
-            encode(self.settings.client_secret.expose())
+            encode(secret.expose())
         );
         let authorization = format!(
             "Basic {}",
