@@ -165,10 +165,7 @@ type Passed = (Vec<(&'static str, String)>, Option<u64>);
 /// Optional parameters forwarded to the provider, each validated; a
 /// parameter the configuration does not allow is refused, not dropped, so
 /// a site asking for `max_age` never silently loses it.
-fn passthrough<S: Store>(
-    state: &AppState<S>,
-    incoming: &Incoming,
-) -> Result<Passed, AuthError> {
+fn passthrough<S: Store>(state: &AppState<S>, incoming: &Incoming) -> Result<Passed, AuthError> {
     let allowed = &state.config.passthrough;
     let mut extra = Vec::new();
     let mut max_age = None;
