@@ -275,10 +275,19 @@ mod tests {
             ("OIDC_ISSUER", "http://127.0.0.1:9".to_owned()),
             ("OIDC_CLIENT_ID", "client".to_owned()),
             ("OIDC_CLIENT_SECRET", "secret".to_owned()),
-            ("OIDC_REDIRECT_URI", "http://localhost:9000/auth/callback".to_owned()),
+            (
+                "OIDC_REDIRECT_URI",
+                "http://localhost:9000/auth/callback".to_owned(),
+            ),
             ("ALLOWED_ORIGINS", "http://localhost:9000".to_owned()),
-            ("POST_LOGOUT_REDIRECT_URI", "http://localhost:9000/".to_owned()),
-            ("COOKIE_KEYS", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned()),
+            (
+                "POST_LOGOUT_REDIRECT_URI",
+                "http://localhost:9000/".to_owned(),
+            ),
+            (
+                "COOKIE_KEYS",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
+            ),
             ("TABLE_NAME", "t".to_owned()),
         ]);
         AppState::new(Config::from_source(&vars).unwrap(), MemoryStore::default()).unwrap()
@@ -290,12 +299,27 @@ mod tests {
     async fn sample_events_get_their_documented_status() {
         let cases: [(&str, u16); 12] = [
             (include_str!("../../../events/authorize/login.json"), 502),
-            (include_str!("../../../events/authorize/hostile-return-to.json"), 400),
-            (include_str!("../../../events/callback/unknown-state.json"), 400),
-            (include_str!("../../../events/callback/provider-error.json"), 400),
+            (
+                include_str!("../../../events/authorize/hostile-return-to.json"),
+                400,
+            ),
+            (
+                include_str!("../../../events/callback/unknown-state.json"),
+                400,
+            ),
+            (
+                include_str!("../../../events/callback/provider-error.json"),
+                400,
+            ),
             (include_str!("../../../events/session/anonymous.json"), 401),
-            (include_str!("../../../events/session/tampered-cookie.json"), 401),
-            (include_str!("../../../events/session/redeem-unknown-code.json"), 400),
+            (
+                include_str!("../../../events/session/tampered-cookie.json"),
+                401,
+            ),
+            (
+                include_str!("../../../events/session/redeem-unknown-code.json"),
+                400,
+            ),
             (include_str!("../../../events/session/preflight.json"), 204),
             (include_str!("../../../events/refresh/no-session.json"), 401),
             (include_str!("../../../events/refresh/cross-site.json"), 403),
@@ -307,7 +331,12 @@ mod tests {
             let request = lambda_http::request::from_str(event).unwrap();
             let path = request.uri().path().to_owned();
             let response = route(&state, request).await.unwrap();
-            assert_eq!(response.status().as_u16(), want, "{path}: {:?}", response.body());
+            assert_eq!(
+                response.status().as_u16(),
+                want,
+                "{path}: {:?}",
+                response.body()
+            );
             assert_eq!(response.headers()["cache-control"], "no-store");
         }
     }
