@@ -369,3 +369,61 @@ fn discovery_error<E: std::error::Error>(e: openidconnect::DiscoveryError<E>) ->
 pub(crate) fn expiry(now: UnixTime, expires_in: Option<u64>) -> UnixTime {
     now + expires_in.unwrap_or(300).min(86_400)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Authentik's layout: per-application issuer, JWKS and end-session
+    /// under `/application/o/SLUG/`, shared authorize/token/revoke endpoints.
+    const AUTHENTIK: &str = include_str!("testdata/authentik-discovery.json");
+
+    #[test]
+    fn authentik_discovery_document_is_usable_as_it_is() {
+        let meta: Metadata = serde_json::from_str(AUTHENTIK).unwrap();
+        assert_eq!(
+            meta.issuer().as_str(),
+            "https://authentik.example.com/application/o/static-site/"
+        );
+        let p = Provider::from_metadata(&meta).unwrap();
+        assert_eq!(
+            p.authorization_endpoint.as_str(),
+            "https://authentik.example.com/application/o/authorize/"
+        );
+        assert_eq!(
+            p.token_endpoint.as_str(),
+            "https://authentik.example.com/application/o/token/"
+        );
+        assert_eq!(
+            p.revocation_endpoint.unwrap().as_str(),
+            "https://authentik.example.com/application/o/revoke/"
+        );
+        assert_eq!(
+            p.end_session_endpoint.unwrap().as_str(),
+            "https://authentik.example.com/application/o/static-site/end-session/"
+        );
+        assert_eq!(
+            p.signing_algorithms,
+            vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
+        );
+        assert!(!p.iss_parameter_supported);
+    }
+
+    #[test]
+    fn metadata_without_s256_is_refused() {
+        for methods in [r#"["plain"]"#, "[]"] {
+            let doc = AUTHENTIK.replace(r#"["plain", "S256"]"#, methods);
+            let meta: Metadata = serde_json::from_str(&doc).unwrap();
+            assert!(matches!(
+                Provider::from_metadata(&meta),
+                Err(IdpError::Metadata(_))
+            ));
+        }
+        let mut doc: serde_json::Value = serde_json::from_str(AUTHENTIK).unwrap();
+        doc.as_object_mut()
+            .unwrap()
+            .remove("code_challenge_methods_supported");
+        let meta: Metadata = serde_json::from_value(doc).unwrap();
+        assert!(Provider::from_metadata(&meta).is_err());
+    }
+}
