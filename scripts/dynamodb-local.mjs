@@ -42,11 +42,11 @@ import {
 } from '@aws-sdk/client-dynamodb';
 
 const TTL_ATTRIBUTE = 'expires_at';
+const STARTUP_TIMEOUT_MS = 60_000;
 
 // Read by the JVM (inherited through spawn): DynamoDB Local's telemetry would
 // try to reach AWS, which this machine and CI cannot (and should not) do.
 process.env.DDB_LOCAL_TELEMETRY = '0';
-const STARTUP_TIMEOUT_MS = 60_000;
 
 function fail(message, code = 1) {
   process.stderr.write(`dynamodb-local: ${message}\n`);

@@ -401,8 +401,9 @@ provider.on('grant.success', (ctx) => {
     default: break;
   }
 });
-provider.on('grant.error', (ctx) => {
-  if (ctx.oidc.params?.grant_type === 'refresh_token') {
+provider.on('grant.error', (ctx, err) => {
+  // A failed client authentication is not a refresh attempt by that client.
+  if (ctx.oidc.params?.grant_type === 'refresh_token' && err.error !== 'invalid_client') {
     bump(ctx.oidc.client?.clientId, 'refresh_token_failures');
   }
 });
@@ -437,12 +438,14 @@ const ROUTES = {
 
 async function readForm(ctx, limit = 16 * 1024) {
   if (!ctx.is('application/x-www-form-urlencoded')) return new URLSearchParams();
-  let body = '';
+  const chunks = [];
+  let size = 0;
   for await (const chunk of ctx.req) {
-    body += chunk;
-    if (body.length > limit) ctx.throw(413);
+    size += chunk.length;
+    if (size > limit) ctx.throw(413);
+    chunks.push(chunk);
   }
-  return new URLSearchParams(body);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
 // Grants the client everything it asked for: this IdP has no consent screen.
