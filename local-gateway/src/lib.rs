@@ -19,6 +19,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use static_login::store::{DynamoStore, Store};
 use static_login::{handlers, AppState};
 use tokio::net::TcpListener;
 
@@ -26,15 +27,18 @@ use tokio::net::TcpListener;
 const MAX_BODY: usize = 64 * 1024;
 
 /// What the gateway serves.
-pub struct Gateway {
+pub struct Gateway<S: Store = DynamoStore> {
     /// The functions' state.
-    pub state: AppState,
+    pub state: AppState<S>,
     /// The demo site's folder, if any.
     pub static_dir: Option<PathBuf>,
 }
 
 /// Accepts connections until the task is dropped.
-pub async fn serve(listener: TcpListener, gateway: Gateway) -> std::io::Result<()> {
+pub async fn serve<S: Store + 'static>(
+    listener: TcpListener,
+    gateway: Gateway<S>,
+) -> std::io::Result<()> {
     let gateway = Arc::new(gateway);
     loop {
         let (stream, peer) = listener.accept().await?;
@@ -55,8 +59,8 @@ pub async fn serve(listener: TcpListener, gateway: Gateway) -> std::io::Result<(
     }
 }
 
-async fn answer(
-    gateway: &Gateway,
+async fn answer<S: Store>(
+    gateway: &Gateway<S>,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> hyper::Response<Full<Bytes>> {

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod abuse;
+mod backchannel;
+mod budgets;
 mod exchange;
 mod lifecycle;
 mod login;

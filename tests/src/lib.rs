@@ -19,8 +19,11 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::{json, Value};
 use static_login::config::Config;
-use static_login::store::DynamoStore;
+use static_login::session::UnixTime;
+use static_login::store::{DynamoStore, Store, StoreError};
 use static_login::AppState;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub use reqwest::StatusCode;
 
@@ -173,9 +176,9 @@ impl Stack {
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 #[derive(Clone, Copy)]
-struct Capture;
+struct LogSink;
 
-impl std::io::Write for Capture {
+impl std::io::Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         LOGS.lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -201,7 +204,7 @@ fn init_logs() {
         .json()
         .flatten_event(true)
         .with_env_filter(tracing_subscriber::EnvFilter::new("debug,aws_smithy_runtime=info,aws_sdk_dynamodb=info,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info"))
-        .with_writer(|| Capture)
+        .with_writer(|| LogSink)
         .try_init();
 }
 
@@ -280,6 +283,8 @@ pub struct App {
     pub config: Config,
     /// The stack.
     pub stack: &'static Stack,
+    /// Table calls and round trips made by the handlers.
+    pub table_calls: Arc<TableCounter>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -353,11 +358,12 @@ impl App {
             }
             None => dynamo,
         };
-        let state = AppState::new(
-            config.clone(),
-            DynamoStore::new(store_client, table.clone()),
-        )
-        .unwrap();
+        let table_calls = Arc::new(TableCounter::default());
+        let store = CountingStore {
+            inner: DynamoStore::new(store_client, table.clone()),
+            counter: table_calls.clone(),
+        };
+        let state = AppState::new(config.clone(), store).unwrap();
         let gateway = local_gateway::Gateway {
             state,
             static_dir: None,
@@ -372,6 +378,7 @@ impl App {
             client_secret,
             config,
             stack,
+            table_calls,
             task,
         }
     }
@@ -683,5 +690,148 @@ pub async fn login(app: &App, user: &str, password: &str) -> LoggedIn {
         browser,
         idp,
         callback,
+    }
+}
+
+/// A one-shot HTTP endpoint that records the body of the first POST it gets
+/// (e.g. a logout token the IdP sends) and answers 200.
+pub struct Capture {
+    /// Its URL.
+    pub url: String,
+    body: tokio::sync::oneshot::Receiver<String>,
+}
+
+impl Capture {
+    /// Listens on a free loopback port.
+    pub async fn start() -> Capture {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/capture",
+            listener.local_addr().unwrap().port()
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let Ok(n) = stream.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                        let _ = tx.send(body[..len].to_owned());
+                        return;
+                    }
+                }
+            }
+        });
+        Capture { url, body: rx }
+    }
+
+    /// The recorded body.
+    pub async fn body(self) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.body)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+/// Counts table calls, and round trips of latency: calls that overlap in
+/// time (run concurrently) share one round trip.
+#[derive(Debug, Default)]
+pub struct TableCounter {
+    calls: AtomicUsize,
+    round_trips: AtomicUsize,
+    in_flight: AtomicUsize,
+}
+
+impl TableCounter {
+    /// Starts counting from zero.
+    pub fn reset(&self) {
+        self.calls.store(0, Ordering::SeqCst);
+        self.round_trips.store(0, Ordering::SeqCst);
+    }
+
+    /// (calls, round trips) since the last reset.
+    pub fn read(&self) -> (usize, usize) {
+        (
+            self.calls.load(Ordering::SeqCst),
+            self.round_trips.load(Ordering::SeqCst),
+        )
+    }
+
+    async fn track<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.round_trips.fetch_add(1, Ordering::SeqCst);
+        }
+        let out = call.await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
+/// The real store, counted.
+pub struct CountingStore {
+    inner: DynamoStore,
+    counter: Arc<TableCounter>,
+}
+
+impl Store for CountingStore {
+    async fn insert_new(
+        &self,
+        pk: &str,
+        data: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.counter
+            .track(self.inner.insert_new(pk, data, expires_at, now))
+            .await
+    }
+    async fn put(&self, pk: &str, data: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.counter
+            .track(self.inner.put(pk, data, expires_at))
+            .await
+    }
+    async fn take(&self, pk: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
+        self.counter.track(self.inner.take(pk, now)).await
+    }
+    async fn get(&self, pk: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
+        self.counter.track(self.inner.get(pk, now)).await
+    }
+    async fn get_many(
+        &self,
+        pks: &[String],
+        now: UnixTime,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.counter.track(self.inner.get_many(pks, now)).await
+    }
+    async fn delete(&self, pk: &str) -> Result<(), StoreError> {
+        self.counter.track(self.inner.delete(pk)).await
+    }
+    async fn increment(&self, pk: &str, expires_at: UnixTime) -> Result<u64, StoreError> {
+        self.counter
+            .track(self.inner.increment(pk, expires_at))
+            .await
     }
 }

@@ -11,8 +11,9 @@ use super::{clear_session_cookies, hit, limit_outcome, open_session};
 use crate::audit::{self, Event};
 use crate::edge::{self, Endpoint, Incoming, Reply};
 use crate::error::AuthError;
+use crate::oidc::IdpError;
 use crate::ratelimit::EndpointClass;
-use crate::session::{now, UnixTime};
+use crate::session::{hash_key, now, UnixTime};
 use crate::state::AppState;
 use crate::store::{keys, Store};
 
@@ -28,10 +29,13 @@ pub async fn handle<S: Store>(
         req,
         |incoming| async move {
             match (incoming.method.clone(), incoming.path.trim_end_matches('/')) {
+                (http::Method::POST, p) if p.ends_with("/backchannel-logout") => {
+                    backchannel(state, incoming, now()).await
+                }
                 (http::Method::POST, p) if p.ends_with("/logout") => {
                     logout(state, incoming, now()).await
                 }
-                (_, p) if p.ends_with("/logout") => Err(AuthError::MethodNotAllowed),
+                (_, p) if p.ends_with("logout") => Err(AuthError::MethodNotAllowed),
                 _ => Err(AuthError::NotFound),
             }
         },
@@ -126,4 +130,82 @@ pub async fn logout<S: Store>(
         .headers
         .push(("clear-site-data", "\"cookies\"".into()));
     Ok(reply.with_cookies(cookies))
+}
+
+/// `POST /auth/backchannel-logout` (OpenID Connect Back-Channel Logout 1.0):
+/// the provider, server to server, ends the sessions a logout token names.
+/// No CSRF header here: the signed logout token is the proof.
+pub async fn backchannel<S: Store>(
+    state: &AppState<S>,
+    incoming: Incoming,
+    now: UnixTime,
+) -> Result<Reply, AuthError> {
+    let ctx = &incoming.audit;
+    limit_outcome(
+        ctx,
+        EndpointClass::Backchannel,
+        hit(state, EndpointClass::Backchannel, ctx, now).await,
+    )?;
+    let form = crate::edge::parse_query(
+        std::str::from_utf8(&incoming.body).map_err(|_| AuthError::BadRequest("body"))?,
+    )
+    .map_err(AuthError::BadRequest)?;
+    let Some(raw) = form.get("logout_token").filter(|t| !t.is_empty()) else {
+        audit::emit(
+            ctx,
+            Event::BackchannelRejected {
+                reason: "no_logout_token",
+            },
+        );
+        return Err(AuthError::BadRequest("logout_token"));
+    };
+    let claims = match state.oidc.validate_logout_token(raw, now).await {
+        Ok(c) => c,
+        Err(IdpError::InvalidAnswer(reason)) => {
+            audit::emit(ctx, Event::BackchannelRejected { reason });
+            return Err(AuthError::BadRequest("logout_token"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Replay guard: a `jti` is accepted once while the token could be valid.
+    let jti_key = format!(
+        "{}{}",
+        keys::JTI,
+        hash_key(&format!("{}:{}", state.config.issuer, claims.jti))
+    );
+    let ttl = crate::oidc::logout_token::MAX_AGE_SECS * 2;
+    if !state.store.insert_new(&jti_key, "", now + ttl, now).await? {
+        audit::emit(
+            ctx,
+            Event::BackchannelRejected {
+                reason: "replayed_jti",
+            },
+        );
+        return Err(AuthError::BadRequest("logout_token"));
+    }
+    // Sessions live at most the absolute timeout, so the record may go then.
+    let until = now + state.config.absolute_timeout.as_secs();
+    match (&claims.sid, &claims.sub) {
+        // `sid` names one provider session: end the sessions started from it.
+        (Some(sid), _) => {
+            let pk = format!("{}{}", keys::REVOKED_IDP_SID, hash_key(sid));
+            state.store.put(&pk, "backchannel", until).await?;
+        }
+        // Only `sub`: every session of that user created until now ends.
+        (None, Some(sub)) => {
+            let pk = format!("{}{}", keys::REVOKED_SUB, hash_key(sub));
+            state.store.put(&pk, &now.to_string(), until).await?;
+        }
+        (None, None) => return Err(AuthError::BadRequest("logout_token")),
+    }
+    audit::emit(
+        ctx,
+        Event::BackchannelLogout {
+            sub: claims.sub.as_deref(),
+        },
+    );
+    Ok(Reply {
+        status: 200,
+        ..Reply::default()
+    })
 }

@@ -173,7 +173,8 @@ pub fn validate(
     })
 }
 
-fn is_asymmetric(alg: &CoreJwsSigningAlgorithm) -> bool {
+/// Whether an algorithm is a public-key signature (never `none`, never HMAC).
+pub(crate) fn is_asymmetric(alg: &CoreJwsSigningAlgorithm) -> bool {
     use CoreJwsSigningAlgorithm as A;
     matches!(
         alg,

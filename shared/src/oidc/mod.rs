@@ -25,6 +25,7 @@ use crate::session::UnixTime;
 
 pub mod http;
 pub mod id_token;
+pub mod logout_token;
 pub mod token;
 
 pub use id_token::{Expected, IdClaims, IdTokenError};
@@ -266,6 +267,30 @@ impl Oidc {
                 // The provider may have rotated its signing key: refetch once.
                 let keys = self.refetch_keys(false).await?;
                 id_token::validate(raw, expected, &keys, &algorithms).map_err(invalid)
+            }
+            other => other.map_err(invalid),
+        }
+    }
+
+    /// Validates a back-channel logout token; an unknown key refetches the JWKS once.
+    pub async fn validate_logout_token(
+        &self,
+        raw: &str,
+        now: UnixTime,
+    ) -> Result<logout_token::LogoutClaims, IdpError> {
+        let provider = self.provider().await?;
+        let algorithms = if provider.signing_algorithms.is_empty() {
+            vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
+        } else {
+            provider.signing_algorithms.clone()
+        };
+        let (issuer, client_id) = (&self.settings.issuer, &self.settings.client_id);
+        let keys = self.current_keys().await?;
+        match logout_token::validate(raw, issuer, client_id, now, &keys, &algorithms) {
+            Err(IdTokenError::NoMatchingKey) => {
+                let keys = self.refetch_keys(false).await?;
+                logout_token::validate(raw, issuer, client_id, now, &keys, &algorithms)
+                    .map_err(invalid)
             }
             other => other.map_err(invalid),
         }
