@@ -100,6 +100,17 @@ impl Incoming {
         self.cookies.keys().any(|n| is_session_cookie(n))
     }
 
+    /// The `Authorization: Bearer` credential, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        self.header("authorization")
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
     /// Whether the client prefers an HTML answer (a form post or navigation).
     pub fn prefers_html(&self) -> bool {
         self.header("accept")

@@ -254,3 +254,122 @@ async fn cors_answers_only_allowlisted_origins() {
         }
     }
 }
+
+/// Without third-party cookies: the site keeps a sealed session handle in
+/// memory and sends it as a bearer credential; no provider token is readable.
+#[tokio::test]
+async fn a_bearer_handle_carries_the_session_without_cookies() {
+    let app = exchange_app(vec![]).await;
+    let code = code_from_login(&app).await;
+    let mut site = Browser::new();
+    let headers = [("origin", SITE), ("x-requested-with", "XMLHttpRequest")];
+    let redeemed = site
+        .send(
+            http::Method::POST,
+            &app.url("/auth/session"),
+            &headers,
+            Some(json!({ "code": code, "transport": "bearer" }).to_string()),
+        )
+        .await;
+    assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.body);
+    assert!(
+        redeemed.set_cookies().is_empty(),
+        "bearer transport sets no cookies"
+    );
+    let handle = redeemed.json()["session_handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !handle.contains("eyJ") && !redeemed.body.contains("eyJ"),
+        "a provider token is readable"
+    );
+
+    let auth = format!("Bearer {handle}");
+
+    let me = site
+        .send(
+            http::Method::GET,
+            &app.url("/auth/session"),
+            &with_handle(&auth),
+            None,
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.json()["user"]["sub"], "user-alice");
+    assert!(
+        me.json()["session_handle"].is_string(),
+        "foreground reads return a slid handle"
+    );
+
+    let refreshed = site
+        .send(
+            http::Method::POST,
+            &app.url("/auth/refresh"),
+            &with_handle(&auth),
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let new_handle = format!(
+        "Bearer {}",
+        refreshed.json()["session_handle"].as_str().unwrap()
+    );
+    assert_ne!(new_handle, auth);
+
+    let out = site
+        .send(
+            http::Method::POST,
+            &app.url("/auth/logout"),
+            &with_handle(&new_handle),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::OK);
+    for h in [&auth, &new_handle] {
+        let after = Browser::new()
+            .send(
+                http::Method::GET,
+                &app.url("/auth/session"),
+                &with_handle(h),
+                None,
+            )
+            .await;
+        assert_eq!(
+            after.status,
+            StatusCode::UNAUTHORIZED,
+            "a copied handle survived logout"
+        );
+    }
+    let garbage = Browser::new()
+        .send(
+            http::Method::GET,
+            &app.url("/auth/session"),
+            &with_handle("Bearer nope"),
+            None,
+        )
+        .await;
+    assert_eq!(garbage.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bearer_handles_are_ignored_in_cookie_mode() {
+    let app = App::spawn().await;
+    let reply = Browser::new()
+        .send(
+            http::Method::GET,
+            &app.url("/auth/session"),
+            &[("authorization", "Bearer anything")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+fn with_handle(h: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("origin", SITE),
+        ("x-requested-with", "XMLHttpRequest"),
+        ("authorization", h),
+    ]
+}

@@ -133,12 +133,89 @@ pub(crate) fn load_session<S: Store>(
     Ok(session)
 }
 
-/// Opens the three session cookies without looking at the clock.
+/// How a session travels between the browser and us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// The three HttpOnly cookies.
+    Cookies,
+    /// Exchange mode without third-party cookies: the sealed session as a
+    /// bearer handle the site's script keeps in memory.
+    Bearer,
+}
+
+/// The name sealed into session handles (associated data).
+pub(crate) const HANDLE_SEAL_NAME: &str = "session-handle";
+
+/// Bearer handles are honoured only in exchange mode; a same-site
+/// deployment has no reason to let a script hold its session.
+pub(crate) fn transport<S: Store>(state: &AppState<S>, incoming: &Incoming) -> Transport {
+    match (state.config.handoff, incoming.bearer()) {
+        (crate::config::Handoff::Exchange, Some(_)) => Transport::Bearer,
+        _ => Transport::Cookies,
+    }
+}
+
+/// The session's JSON, with the session delivered the way it came: cookies,
+/// or a fresh `session_handle` in the body. `slid_only` writes just the
+/// marker cookie (the idle window moved, nothing else changed).
+pub(crate) fn session_reply<S: Store>(
+    state: &AppState<S>,
+    session: &Session,
+    now: UnixTime,
+    incoming: &Incoming,
+    transport: Transport,
+    write: Write,
+) -> Result<crate::edge::Reply, AuthError> {
+    let mut body = serde_json::to_value(session.view(state.timeouts())).unwrap_or_default();
+    let mut reply = crate::edge::Reply::default();
+    match (transport, write) {
+        (_, Write::Nothing) => {}
+        (Transport::Bearer, _) => {
+            body["session_handle"] = serde_json::Value::String(
+                state
+                    .config
+                    .cookie_keys
+                    .seal_json(HANDLE_SEAL_NAME, session),
+            );
+        }
+        (Transport::Cookies, Write::Marker) => {
+            reply
+                .cookies
+                .push(marker_cookie(state, &session.marker, now))
+        }
+        (Transport::Cookies, Write::Everything) => {
+            reply.cookies = session_cookies(state, session, now, incoming)?
+        }
+    }
+    reply.status = 200;
+    reply.body = Some(body);
+    Ok(reply)
+}
+
+/// What a response must rewrite of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Nothing changed (background poll).
+    Nothing,
+    /// Only the idle clock moved.
+    Marker,
+    /// Tokens changed or the session is new.
+    Everything,
+}
+
+/// Opens the session (cookies, or a bearer handle in exchange mode) without
+/// looking at the clock.
 pub(crate) fn open_session<S: Store>(
     state: &AppState<S>,
     incoming: &Incoming,
 ) -> Result<Session, Unusable> {
     let ring = &state.config.cookie_keys;
+    if transport(state, incoming) == Transport::Bearer {
+        let handle = incoming.bearer().unwrap_or_default();
+        return ring
+            .open_json(HANDLE_SEAL_NAME, handle)
+            .map_err(|_| Unusable::Unreadable);
+    }
     let marker_raw = incoming.cookie(cookies::SESSION);
     let tokens_raw = cookies::read_chunked(cookies::TOKENS, &|n| incoming.cookie(n));
     let refresh_raw = incoming.cookie(cookies::REFRESH);

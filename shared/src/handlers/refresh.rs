@@ -13,7 +13,7 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 
 use super::session::verified_session;
-use super::{clear_session_cookies, session_cookies};
+use super::{clear_session_cookies, session_reply, transport, Write};
 use crate::audit::{self, Event};
 use crate::edge::{self, Endpoint, Incoming, Reply};
 use crate::error::AuthError;
@@ -97,9 +97,16 @@ pub async fn refresh<S: Store>(
     let outcome = single_flight(state, &session, &pk, &ctx, now).await?;
     match outcome {
         (Outcome::Refreshed(fresh), source) => {
-            let cookies = session_cookies(state, &fresh, now, &incoming)?;
+            let reply = session_reply(
+                state,
+                &fresh,
+                now,
+                &incoming,
+                transport(state, &incoming),
+                Write::Everything,
+            )?;
             audit::emit(&ctx, Event::Refreshed { sub: &sub, source });
-            Ok(Reply::json(&fresh.view(state.timeouts())).with_cookies(cookies))
+            Ok(reply)
         }
         (Outcome::Ended(reason), _) => {
             let reason = ended_reason(&reason);

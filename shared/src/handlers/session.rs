@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::callback::EXCHANGE_SEAL_NAME;
 use super::{
-    hit, is_revoked, limit_outcome, load_session, marker_cookie, revocation_keys, session_cookies,
-    Unusable,
+    hit, is_revoked, limit_outcome, load_session, revocation_keys, session_reply, transport,
+    Transport, Unusable, Write,
 };
 use crate::audit::{self, Event};
 use crate::edge::{self, Endpoint, Incoming, Reply};
@@ -100,20 +100,32 @@ pub async fn current<S: Store>(
     let background = incoming
         .param(BACKGROUND_PARAM)
         .is_some_and(|v| v == "1" || v == "true");
-    let mut cookies = Vec::new();
-    if !background {
+    let write = if background {
+        Write::Nothing
+    } else {
         session.marker = Marker {
             last_seen: now,
             ..session.marker
         };
-        cookies.push(marker_cookie(state, &session.marker, now));
-    }
-    Ok(Reply::json(&session.view(state.timeouts())).with_cookies(cookies))
+        Write::Marker
+    };
+    session_reply(
+        state,
+        &session,
+        now,
+        &incoming,
+        transport(state, &incoming),
+        write,
+    )
 }
 
 #[derive(Deserialize)]
 struct RedeemBody {
     code: String,
+    /// `"bearer"`: answer with a `session_handle` instead of cookies, for
+    /// sites whose browsers block third-party cookies.
+    #[serde(default)]
+    transport: Option<String>,
 }
 
 /// Exchange codes are 43 base64url characters (256 bits).
@@ -154,12 +166,17 @@ pub async fn redeem<S: Store>(
         .cookie_keys
         .open_json(EXCHANGE_SEAL_NAME, &sealed)
         .map_err(|_| AuthError::InvalidGrant)?;
-    let cookies = session_cookies(state, &session, now, &incoming)?;
+    let wanted = match body.transport.as_deref() {
+        None | Some("cookie") => Transport::Cookies,
+        Some("bearer") => Transport::Bearer,
+        Some(_) => return Err(AuthError::BadRequest("transport")),
+    };
+    let reply = session_reply(state, &session, now, &incoming, wanted, Write::Everything)?;
     audit::emit(
         ctx,
         Event::ExchangeRedeemed {
             sub: &session.tokens.user.sub,
         },
     );
-    Ok(Reply::json(&session.view(state.timeouts())).with_cookies(cookies))
+    Ok(reply)
 }
