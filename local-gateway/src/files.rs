@@ -19,6 +19,15 @@ pub async fn serve(root: &Path, parts: &http::request::Parts) -> hyper::Response
     }
 }
 
+/// Serves one file of `root` with a given status (error pages).
+pub async fn serve_status(root: &Path, file: &str, status: u16) -> hyper::Response<Full<Bytes>> {
+    let path = root.join(file);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => respond(status, content_type(&path), Bytes::from(bytes)),
+        Err(_) => respond(status, "text/plain", Bytes::from_static(b"forbidden")),
+    }
+}
+
 fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     let decoded = percent_encoding::percent_decode_str(url_path)
         .decode_utf8()

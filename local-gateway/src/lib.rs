@@ -79,10 +79,18 @@ async fn answer<S: Store>(
         let Ok(response) = handlers::route(&gateway.state, request).await;
         return event::into_hyper(response);
     }
-    match &gateway.static_dir {
-        Some(dir) => files::serve(dir, &parts).await,
-        None => plain(404, "not found"),
+    let Some(dir) = &gateway.static_dir else {
+        return plain(404, "not found");
+    };
+    if let Some(signer) = &gateway.state.config.cloudfront {
+        if signer.protects(parts.uri.path()) && !cloudfront_admits(signer, &parts) {
+            // What CloudFront does for a trusted-key-group behaviour without
+            // valid cookies: 403, here with the site's own error page (the
+            // deployed distribution maps 403 to the same page).
+            return files::serve_status(dir, "login-required.html", 403).await;
+        }
     }
+    files::serve(dir, &parts).await
 }
 
 fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
@@ -90,4 +98,47 @@ fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
     *response.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
     response
+}
+
+/// Verifies CloudFront signed cookies exactly as CloudFront would.
+fn cloudfront_admits(
+    signer: &static_login::cloudfront::CookieSigner,
+    parts: &http::request::Parts,
+) -> bool {
+    use static_login::cloudfront::{self, KEY_PAIR_ID, POLICY, SIGNATURE};
+    let mut found: [Option<String>; 3] = [None, None, None];
+    for header in parts.headers.get_all(http::header::COOKIE) {
+        let Ok(text) = header.to_str() else { continue };
+        for cookie in cookie::Cookie::split_parse(text).flatten() {
+            let slot = match cookie.name() {
+                POLICY => 0,
+                SIGNATURE => 1,
+                KEY_PAIR_ID => 2,
+                _ => continue,
+            };
+            if found[slot].is_none() {
+                found[slot] = Some(cookie.value().to_owned());
+            }
+        }
+    }
+    let [Some(policy), Some(signature), Some(key_pair_id)] = found else {
+        return false;
+    };
+    let url = format!(
+        "{}{}",
+        signer.site_origin(),
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    cloudfront::verify(
+        &signer.public_key(),
+        signer.key_pair_id(),
+        (&policy, &signature, &key_pair_id),
+        &url,
+        static_login::session::now(),
+    )
+    .is_ok()
 }

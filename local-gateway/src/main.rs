@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use local_gateway::{serve, Gateway};
-use static_login::state::ClientSecret;
+use static_login::state::Function;
 use static_login::{telemetry, AppState};
 use tokio::net::TcpListener;
 
@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("BIND_ADDR must be an IP address")?
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let state = AppState::from_env(ClientSecret::Required).await?;
+    let state = AppState::from_env(Function::LocalGateway).await?;
     state.oidc.prefetch().await;
     let static_dir = std::env::var_os("STATIC_DIR")
         .filter(|d| !d.is_empty())

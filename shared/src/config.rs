@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::cloudfront::CookieSigner;
 use crate::cookies::KeyRing;
 use crate::ratelimit::{EndpointClass, Limit};
 use crate::redirect::{Origin, RedirectPolicy};
@@ -95,6 +96,16 @@ pub struct Config {
     pub passthrough: Passthrough,
     /// Per-IP request limits per endpoint class.
     pub rate_limits: BTreeMap<EndpointClass, Limit>,
+    /// Site paths CloudFront protects with signed cookies (`/members/*`).
+    pub protected_paths: Vec<String>,
+    /// Signs those cookies, when this function has the key.
+    pub cloudfront: Option<CookieSigner>,
+    /// Only members of one of these groups get a session.
+    pub allowed_groups: Option<Vec<String>>,
+    /// `acr` values accepted (and requested as `acr_values`).
+    pub required_acr: Option<Vec<String>>,
+    /// `max_age` always sent; `auth_time` must be this recent.
+    pub max_age: Option<u64>,
 }
 
 /// Where configuration values come from: the process environment, or a map in tests.
@@ -213,6 +224,16 @@ impl Config {
                 )),
             }
         };
+        let protected_paths = keep(&mut errors, protected_paths(src));
+        let cloudfront = match (&protected_paths, &redirect_uri) {
+            (Some(paths), Some(redirect)) if !paths.is_empty() => {
+                keep(&mut errors, cloudfront_signer(src, paths.clone(), redirect)).flatten()
+            }
+            _ => None,
+        };
+        let allowed_groups = list(src, "ALLOWED_GROUPS");
+        let required_acr = list(src, "REQUIRED_ACR");
+        let max_age = keep(&mut errors, optional_secs(src, "MAX_AGE")).flatten();
         let default_return_to = keep(&mut errors, target("DEFAULT_RETURN_TO", Some("/")));
         let post_logout = keep(&mut errors, target("POST_LOGOUT_REDIRECT_URI", None));
 
@@ -242,6 +263,7 @@ impl Config {
             exchange_ttl,
             passthrough,
             rate_limits,
+            protected_paths,
         ) {
             (
                 Some(issuer),
@@ -260,6 +282,7 @@ impl Config {
                 Some(exchange_code_ttl),
                 Some(passthrough),
                 Some(rate_limits),
+                Some(protected_paths),
             ) if errors.is_empty() => Ok(Config {
                 issuer,
                 client_id,
@@ -277,6 +300,11 @@ impl Config {
                 exchange_code_ttl,
                 passthrough,
                 rate_limits,
+                protected_paths,
+                cloudfront,
+                allowed_groups,
+                required_acr,
+                max_age,
             }),
             _ => Err(ConfigErrors(errors)),
         }
@@ -404,6 +432,74 @@ fn passthrough(src: &impl Source) -> Result<Passthrough, ConfigError> {
         }
     }
     Ok(p)
+}
+
+/// A comma-separated list; absent or empty is `None`.
+fn list(src: &impl Source, var: &'static str) -> Option<Vec<String>> {
+    let items: Vec<String> = src
+        .var(var)?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!items.is_empty()).then_some(items)
+}
+
+fn optional_secs(src: &impl Source, var: &'static str) -> Result<Option<u64>, ConfigError> {
+    match src.var(var).as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(_) => secs_or(src, var, 0).map(|d| Some(d.as_secs())),
+    }
+}
+
+fn protected_paths(src: &impl Source) -> Result<Vec<String>, ConfigError> {
+    let paths = list(src, "PROTECTED_PATHS").unwrap_or_default();
+    if let Some(bad) = paths.iter().find(|p| {
+        !p.starts_with('/')
+            || p.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == ';' || c == ',')
+    }) {
+        return Err(ConfigError::new(
+            "PROTECTED_PATHS",
+            format!("{bad:?} is not an absolute path pattern"),
+        ));
+    }
+    Ok(paths)
+}
+
+/// The signer, when the key is available to this function. The site's
+/// origin defaults to the API's own (CloudFront serves both in cookie mode).
+fn cloudfront_signer(
+    src: &impl Source,
+    paths: Vec<String>,
+    redirect: &Url,
+) -> Result<Option<CookieSigner>, ConfigError> {
+    let key_pair_id = required(src, "CLOUDFRONT_KEY_PAIR_ID")?;
+    let pem = match (
+        src.var("CLOUDFRONT_PRIVATE_KEY")
+            .filter(|v| !v.trim().is_empty()),
+        src.var("CLOUDFRONT_PRIVATE_KEY_FILE"),
+    ) {
+        (Some(pem), _) => pem,
+        (None, Some(path)) if !path.is_empty() => std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                "CLOUDFRONT_PRIVATE_KEY_FILE",
+                format!("cannot read: {}", e.kind()),
+            )
+        })?,
+        _ => return Ok(None),
+    };
+    let site = match src.var("SITE_ORIGIN").filter(|v| !v.is_empty()) {
+        Some(raw) => {
+            Origin::parse(&raw).map_err(|e| ConfigError::new("SITE_ORIGIN", e.to_string()))?
+        }
+        None => Origin::of(redirect),
+    };
+    let ttl = secs_or(src, "CLOUDFRONT_COOKIE_TTL_SECS", 900)?.as_secs();
+    CookieSigner::new(&pem, key_pair_id, site.as_str(), paths, ttl)
+        .map(Some)
+        .map_err(|e| ConfigError::new("CLOUDFRONT_PRIVATE_KEY", e.to_string()))
 }
 
 fn rate_limits(src: &impl Source) -> Result<BTreeMap<EndpointClass, Limit>, ConfigError> {

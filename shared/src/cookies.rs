@@ -199,6 +199,26 @@ pub fn set(name: &str, value: String, max_age_secs: u64, scope: Scope) -> String
         .to_string()
 }
 
+/// A `Set-Cookie` value for a cookie whose name and path are fixed by
+/// someone else (CloudFront's signed cookies): host-only, Secure, HttpOnly, Lax.
+pub fn set_at(name: &str, value: String, path: &str, max_age_secs: u64) -> String {
+    Cookie::build((name.to_owned(), value))
+        .path(path.to_owned())
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(max_age_secs).unwrap_or(i64::MAX),
+        ))
+        .build()
+        .to_string()
+}
+
+/// Deletes a cookie set by [`set_at`].
+pub fn clear_at(name: &str, path: &str) -> String {
+    set_at(name, String::new(), path, 0)
+}
+
 /// A `Set-Cookie` value that deletes one of our cookies.
 pub fn clear(name: &str, scope: Scope) -> String {
     Cookie::build((name.to_owned(), ""))

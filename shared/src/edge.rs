@@ -51,6 +51,11 @@ impl Endpoint {
         }
     }
 
+    /// Endpoints a person reaches by navigation, where an error is a page.
+    fn navigational(self) -> bool {
+        matches!(self, Endpoint::Login | Endpoint::Callback)
+    }
+
     /// Endpoints that a cross-origin site calls with `fetch` (CORS).
     fn speaks_cors(self) -> bool {
         matches!(
@@ -293,6 +298,8 @@ pub struct Reply {
     pub cookies: Vec<String>,
     /// Extra headers.
     pub headers: Vec<(&'static str, String)>,
+    /// An HTML body instead of JSON (error pages for people).
+    pub html: Option<String>,
 }
 
 impl Reply {
@@ -360,6 +367,12 @@ where
         return Ok(render(reply, cors_origin.as_ref()));
     }
 
+    let html = endpoint.navigational()
+        && req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
     let (ctx, result, had_session_cookies) = match parse(req, ctx) {
         Ok(incoming) => {
             let ctx = incoming.audit.clone();
@@ -370,12 +383,18 @@ where
     };
     let reply = match result {
         Ok(reply) => reply,
-        Err(err) => error_reply(&ctx, err, had_session_cookies, scope),
+        Err(err) => error_reply(&ctx, err, had_session_cookies, scope, html),
     };
     Ok(render(reply, cors_origin.as_ref()))
 }
 
-fn error_reply(ctx: &audit::Context, err: AuthError, clear_session: bool, scope: Scope) -> Reply {
+fn error_reply(
+    ctx: &audit::Context,
+    err: AuthError,
+    clear_session: bool,
+    scope: Scope,
+    html: bool,
+) -> Reply {
     match &err {
         AuthError::BadRequest(reason) => audit::emit(ctx, Event::RequestRejected { reason }),
         AuthError::HeadersTooLarge => audit::emit(
@@ -404,6 +423,14 @@ fn error_reply(ctx: &audit::Context, err: AuthError, clear_session: bool, scope:
         body: Some(serde_json::json!({ "error": code, "error_description": description })),
         ..Reply::default()
     };
+    if html {
+        // A person is looking: a page, not JSON. Fixed text only.
+        reply.html = Some(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\
+             <body><h1>Sign-in failed</h1><p>{description}.</p><p>Error: <code>{code}</code></p>\
+             <p><a href=\"/\">Back to the site</a></p></body></html>"
+        ));
+    }
     if let AuthError::RateLimited { retry_after } = err {
         reply
             .headers
@@ -455,12 +482,16 @@ fn render(reply: Reply, cors_origin: Option<&Origin>) -> Response<Body> {
     for cookie in &reply.cookies {
         builder = builder.header("set-cookie", cookie);
     }
-    let body = match &reply.body {
-        Some(json) => {
+    let body = match (&reply.html, &reply.body) {
+        (Some(page), _) => {
+            builder = builder.header("content-type", "text/html; charset=utf-8");
+            Body::Text(page.clone())
+        }
+        (None, Some(json)) => {
             builder = builder.header("content-type", "application/json");
             Body::Text(json.to_string())
         }
-        None => Body::Empty,
+        (None, None) => Body::Empty,
     };
     builder.body(body).unwrap_or_else(|_| {
         // Only reachable if a header value were invalid; all of ours are

@@ -30,6 +30,10 @@ pub enum AuthError {
     /// The login could not complete.
     #[error("login failed: {0}")]
     LoginFailed(&'static str),
+    /// The user authenticated but the site's policy does not admit them
+    /// (`ALLOWED_GROUPS`, `REQUIRED_ACR`).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
     /// The provider sent the user back with an error.
     #[error("provider error: {0}")]
     ProviderDenied(&'static str),
@@ -78,6 +82,11 @@ impl AuthError {
                 "return_to is not an allowed redirect target",
             ),
             AuthError::LoginFailed(_) => (400, "access_denied", "the login could not be completed"),
+            AuthError::NotAllowed(_) => (
+                403,
+                "access_denied",
+                "your account is not allowed to use this site",
+            ),
             AuthError::ProviderDenied(code) => (
                 400,
                 code,

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cloudfront;
 pub mod config;
 pub mod cookies;
 pub mod edge;

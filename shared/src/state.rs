@@ -39,9 +39,13 @@ pub enum InitError {
 /// Secrets that, in AWS, come from Secrets Manager: `<VAR>_ARN` names the
 /// secret whose `SecretString` is the value (never a plain environment
 /// variable or template parameter there).
-const SECRET_VARS: [(&str, &str); 2] = [
+const SECRET_VARS: [(&str, &str); 3] = [
     ("OIDC_CLIENT_SECRET", "OIDC_CLIENT_SECRET_ARN"),
     ("COOKIE_KEYS", "COOKIE_KEYS_SECRET_ARN"),
+    (
+        "CLOUDFRONT_PRIVATE_KEY",
+        "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN",
+    ),
 ];
 
 struct WithSecrets {
@@ -54,20 +58,43 @@ impl Source for WithSecrets {
     }
 }
 
-/// Whether a function talks to the token or revocation endpoint, and so
-/// needs the client secret (the others never receive it).
+/// Which function is starting: each gets only the secrets it uses (least
+/// privilege), and fails at cold start naming the one it lacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientSecret {
-    /// callback, refresh, logout (and the local gateway, which runs them all).
-    Required,
-    /// authorize, session.
-    NotNeeded,
+pub enum Function {
+    /// `GET /auth/login`.
+    Authorize,
+    /// `GET /auth/callback`.
+    Callback,
+    /// `GET|POST /auth/session`.
+    Session,
+    /// `POST /auth/refresh`.
+    Refresh,
+    /// `POST /auth/logout`, `POST /auth/backchannel-logout`.
+    Logout,
+    /// The dev-only local gateway, which runs them all.
+    LocalGateway,
+}
+
+impl Function {
+    /// Talks to the token or revocation endpoint.
+    fn needs_client_secret(self) -> bool {
+        !matches!(self, Function::Authorize | Function::Session)
+    }
+
+    /// Signs CloudFront cookies (when protected paths are configured).
+    fn needs_signing_key(self) -> bool {
+        matches!(
+            self,
+            Function::Callback | Function::Refresh | Function::LocalGateway
+        )
+    }
 }
 
 impl AppState<DynamoStore> {
     /// Reads the environment (and Secrets Manager where `*_ARN` is set),
     /// builds the DynamoDB and provider clients. Makes no call to the provider.
-    pub async fn from_env(secret: ClientSecret) -> Result<Self, InitError> {
+    pub async fn from_env(function: Function) -> Result<Self, InitError> {
         let sdk = crate::store::dynamo::sdk_config_overrides(aws_config::defaults(
             aws_config::BehaviorVersion::latest(),
         ))
@@ -103,12 +130,24 @@ impl AppState<DynamoStore> {
             }
         }
         let config = Config::from_source(&WithSecrets { resolved })?;
-        if secret == ClientSecret::Required && config.client_secret.is_none() {
-            return Err(ConfigErrors(vec![ConfigError::new(
+        let mut missing = Vec::new();
+        if function.needs_client_secret() && config.client_secret.is_none() {
+            missing.push(ConfigError::new(
                 "OIDC_CLIENT_SECRET",
                 "is required (or OIDC_CLIENT_SECRET_ARN)",
-            )])
-            .into());
+            ));
+        }
+        if function.needs_signing_key()
+            && !config.protected_paths.is_empty()
+            && config.cloudfront.is_none()
+        {
+            missing.push(ConfigError::new(
+                "CLOUDFRONT_PRIVATE_KEY",
+                "is required with PROTECTED_PATHS (or CLOUDFRONT_PRIVATE_KEY_SECRET_ARN, CLOUDFRONT_PRIVATE_KEY_FILE)",
+            ));
+        }
+        if !missing.is_empty() {
+            return Err(ConfigErrors(missing).into());
         }
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),

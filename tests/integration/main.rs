@@ -8,3 +8,4 @@ mod budgets;
 mod exchange;
 mod lifecycle;
 mod login;
+mod protected;

@@ -95,6 +95,40 @@ fn start_server(
     ))
 }
 
+/// A Node.js server a test module starts itself (e.g. `tests/idp/hostile.mjs`):
+/// stopped when dropped, and in any case when the test binary exits.
+pub struct NodeServer {
+    _server: Server,
+    /// The last word of its ready line (its URL, by convention).
+    pub address: String,
+}
+
+/// Starts `node ARGS...` from the repository root and waits for a stdout line
+/// containing `ready`.
+pub fn start_node_server(
+    what: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    ready: &str,
+) -> Result<NodeServer> {
+    let (server, address) = start_server(what, args, env, ready)?;
+    Ok(NodeServer {
+        _server: server,
+        address,
+    })
+}
+
+/// The audit lines (parsed) written so far for requests with this
+/// `User-Agent`: give each test's browser its own (`Browser::with_user_agent`)
+/// to find its lines among those of tests running in parallel.
+pub fn audit_events(user_agent: &str) -> Vec<Value> {
+    captured_logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "audit" && v["user_agent"] == user_agent)
+        .collect()
+}
+
 fn which(program: &str) -> Result<()> {
     let ok = Command::new("sh")
         .arg("-c")
@@ -255,6 +289,11 @@ pub struct Options {
     pub issuer: Option<String>,
     /// Point the app at another DynamoDB endpoint (e.g. a dead one).
     pub dynamodb: Option<String>,
+    /// Use this client id and secret instead of registering a client at the
+    /// test IdP (for a provider of the test's own, e.g. the hostile one).
+    pub client: Option<(String, String)>,
+    /// Serve this folder (relative to the repository root) like `STATIC_DIR`.
+    pub static_dir: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -265,6 +304,8 @@ impl Default for Options {
             client_metadata: json!({}),
             issuer: None,
             dynamodb: None,
+            client: None,
+            static_dir: None,
         }
     }
 }
@@ -315,9 +356,12 @@ impl App {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let (client_id, client_secret) = register_client(stack, &base, &options.client_metadata)
-            .await
-            .unwrap();
+        let (client_id, client_secret) = match options.client.clone() {
+            Some(client) => client,
+            None => register_client(stack, &base, &options.client_metadata)
+                .await
+                .unwrap(),
+        };
 
         let mut vars: HashMap<&str, String> = HashMap::from([
             (
@@ -366,7 +410,7 @@ impl App {
         let state = AppState::new(config.clone(), store).unwrap();
         let gateway = local_gateway::Gateway {
             state,
-            static_dir: None,
+            static_dir: options.static_dir.map(|d| repo_root().join(d)),
         };
         let task = tokio::spawn(async move {
             let _ = local_gateway::serve(listener, gateway).await;
@@ -514,6 +558,19 @@ impl Browser {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    /// A browser with an empty jar that sends this `User-Agent` (which the
+    /// audit lines carry: see [`audit_events`]).
+    pub fn with_user_agent(user_agent: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(user_agent)
                 .build()
                 .unwrap(),
             jar: BTreeMap::new(),

@@ -1,14 +1,14 @@
 //! `POST /auth/refresh`; logic in `static_login::handlers::refresh`.
 
 use lambda_http::{service_fn, Error, Request};
-use static_login::state::ClientSecret;
+use static_login::state::Function;
 use static_login::{handlers::refresh, telemetry, AppState};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     // Once per cold start: config (fails naming the variable), SDK and HTTP clients, keys.
-    let state = AppState::from_env(ClientSecret::Required).await?;
+    let state = AppState::from_env(Function::Refresh).await?;
     // Metadata and JWKS into the cache; if the provider is down, the first
     // request retries.
     state.oidc.prefetch().await;

@@ -1,14 +1,14 @@
 //! `GET|POST /auth/session`; logic in `static_login::handlers::session`.
 
 use lambda_http::{service_fn, Error, Request};
-use static_login::state::ClientSecret;
+use static_login::state::Function;
 use static_login::{handlers::session, telemetry, AppState};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     // Once per cold start: config (fails naming the variable), SDK and HTTP clients, keys.
-    let state = AppState::from_env(ClientSecret::NotNeeded).await?;
+    let state = AppState::from_env(Function::Session).await?;
     // No provider call here: the session endpoint never talks to the provider.
     let state = &state;
     lambda_http::run(service_fn(move |req: Request| session::handle(state, req))).await

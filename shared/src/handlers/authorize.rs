@@ -108,7 +108,21 @@ pub async fn login<S: Store>(
         })?,
         None => config.default_return_to.clone(),
     };
-    let (extra, max_age) = passthrough(state, &incoming)?;
+    let (mut extra, requested_max_age) = passthrough(state, &incoming)?;
+    // Site policy: a configured MAX_AGE always applies; a request may only
+    // make it stricter. REQUIRED_ACR is requested and later checked.
+    let max_age = match (config.max_age, requested_max_age) {
+        (Some(policy), Some(asked)) => Some(policy.min(asked)),
+        (policy, asked) => policy.or(asked),
+    };
+    extra
+        .retain(|(k, _)| *k != "max_age" && !(config.required_acr.is_some() && *k == "acr_values"));
+    if let Some(max_age) = max_age {
+        extra.push(("max_age", max_age.to_string()));
+    }
+    if let Some(acr) = &config.required_acr {
+        extra.push(("acr_values", acr.join(" ")));
+    }
 
     let login_state = random_token();
     let nonce = random_token();

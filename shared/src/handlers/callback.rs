@@ -151,6 +151,20 @@ pub async fn callback<S: Store>(
             },
         )
         .await?;
+    if let Err(reason) = admits(
+        config,
+        &tokens.claims.user.groups,
+        tokens.claims.acr.as_deref(),
+    ) {
+        audit::emit(
+            ctx,
+            Event::LoginFailed {
+                reason,
+                sub: Some(&tokens.claims.user.sub),
+            },
+        );
+        return Err(AuthError::NotAllowed(reason));
+    }
 
     // A fresh id: never one that existed before the login (session fixation).
     let sid = random_token();
@@ -180,7 +194,8 @@ pub async fn callback<S: Store>(
 
     let reply = match config.handoff {
         Handoff::Cookie => {
-            let cookies = session_cookies(state, &session, now, &incoming)?;
+            let mut cookies = session_cookies(state, &session, now, &incoming)?;
+            cookies.extend(cloudfront_cookies(config, now, session.marker.expires_at));
             Reply::redirect(302, &return_to).with_cookies(cookies)
         }
         Handoff::Exchange => {
@@ -204,4 +219,57 @@ pub async fn callback<S: Store>(
     };
     audit::emit(ctx, Event::LoginSucceeded { sub: &sub });
     Ok(reply.with_cookies([binding]))
+}
+
+/// The site's access policy: `ALLOWED_GROUPS` (any one of them) and
+/// `REQUIRED_ACR` (one of the listed values). `Err` names what failed.
+pub(crate) fn admits(
+    config: &crate::config::Config,
+    groups: &Option<Vec<String>>,
+    acr: Option<&str>,
+) -> Result<(), &'static str> {
+    if !in_allowed_groups(config, groups) {
+        return Err("group_not_allowed");
+    }
+    if let Some(required) = &config.required_acr {
+        if !acr.is_some_and(|a| required.iter().any(|r| r == a)) {
+            return Err("acr_not_satisfied");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `groups` meets `ALLOWED_GROUPS` (always, when none is configured).
+pub(crate) fn in_allowed_groups(
+    config: &crate::config::Config,
+    groups: &Option<Vec<String>>,
+) -> bool {
+    config.allowed_groups.as_ref().is_none_or(|allowed| {
+        groups
+            .as_ref()
+            .is_some_and(|mine| mine.iter().any(|g| allowed.contains(g)))
+    })
+}
+
+/// `Set-Cookie` values for CloudFront's protected paths (cookie hand-off
+/// only: in exchange mode the API's cookies never reach the site's CloudFront).
+pub(crate) fn cloudfront_cookies(
+    config: &crate::config::Config,
+    now: UnixTime,
+    session_expires_at: UnixTime,
+) -> Vec<String> {
+    let Some(signer) = &config.cloudfront else {
+        return Vec::new();
+    };
+    signer
+        .sign(now, session_expires_at)
+        .into_iter()
+        .flat_map(|set| {
+            let max_age = set.expires_at.saturating_sub(now);
+            let path = set.path.clone();
+            set.values
+                .into_iter()
+                .map(move |(name, value)| crate::cookies::set_at(name, value, &path, max_age))
+        })
+        .collect()
 }

@@ -118,6 +118,16 @@ pub async fn logout<S: Store>(
         crate::cookies::LOGIN,
         crate::cookies::Scope::FirstParty,
     ));
+    for pattern in &state.config.protected_paths {
+        let path = crate::cloudfront::cookie_path(pattern);
+        for name in [
+            crate::cloudfront::POLICY,
+            crate::cloudfront::SIGNATURE,
+            crate::cloudfront::KEY_PAIR_ID,
+        ] {
+            cookies.push(crate::cookies::clear_at(name, &path));
+        }
+    }
     let target = logout_url
         .clone()
         .unwrap_or_else(|| state.config.post_logout_redirect_uri.clone());

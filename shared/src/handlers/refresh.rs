@@ -97,14 +97,19 @@ pub async fn refresh<S: Store>(
     let outcome = single_flight(state, &session, &pk, &ctx, now).await?;
     match outcome {
         (Outcome::Refreshed(fresh), source) => {
-            let reply = session_reply(
-                state,
-                &fresh,
-                now,
-                &incoming,
-                transport(state, &incoming),
-                Write::Everything,
-            )?;
+            let carrier = transport(state, &incoming);
+            let mut reply =
+                session_reply(state, &fresh, now, &incoming, carrier, Write::Everything)?;
+            if carrier == super::Transport::Cookies
+                && state.config.handoff == crate::config::Handoff::Cookie
+            {
+                // Short-lived CloudFront cookies are renewed with the tokens.
+                reply.cookies.extend(super::callback::cloudfront_cookies(
+                    &state.config,
+                    now,
+                    fresh.marker.expires_at,
+                ));
+            }
             audit::emit(&ctx, Event::Refreshed { sub: &sub, source });
             Ok(reply)
         }
@@ -142,6 +147,7 @@ fn ended_reason(stored: &str) -> &'static str {
     match stored {
         "invalid_grant" => "invalid_grant",
         "subject_changed" => "subject_changed",
+        "not_allowed" => "group_not_allowed",
         _ => "refused",
     }
 }
@@ -236,7 +242,17 @@ async fn perform<S: Store>(
         if claims.user.sub != session.tokens.user.sub || claims.issuer != state.config.issuer {
             return Ok(Outcome::Ended("subject_changed".into()));
         }
-        fresh.tokens.user = claims.user;
+        // Group membership is re-checked: a user removed from the allowed
+        // groups loses the session at the next refresh (`acr` describes the
+        // original authentication and is only checked at login).
+        let mut user = claims.user;
+        if user.groups.is_none() {
+            user.groups = session.tokens.user.groups.clone();
+        }
+        if !super::callback::in_allowed_groups(&state.config, &user.groups) {
+            return Ok(Outcome::Ended("not_allowed".into()));
+        }
+        fresh.tokens.user = user;
         fresh.tokens.id_token = id_token;
         if claims.idp_sid.is_some() {
             fresh.tokens.idp_sid = claims.idp_sid;
