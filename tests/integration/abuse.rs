@@ -120,3 +120,99 @@ async fn logs_never_contain_tokens_codes_verifiers_cookies_or_secrets() {
     }
     assert!(!logs.contains("eyJ"), "a JWT reached the logs");
 }
+
+#[tokio::test]
+async fn each_input_limit_is_a_clean_4xx_and_the_gateway_keeps_serving() {
+    let app = App::spawn().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let big_cookie = format!("__Host-session={}", "a".repeat(9000));
+    let many_cookies = (0..400)
+        .map(|i| format!("c{i}=vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let long_query = format!("/auth/login?return_to=%2F{}", "a".repeat(5000));
+    let cases: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "duplicate query parameter",
+            client.get(app.url("/auth/login?prompt=login&prompt=none")),
+        ),
+        (
+            "duplicate session cookie",
+            client.get(app.url("/auth/session")).header(
+                "cookie",
+                "__Secure-session-refresh=a; __Secure-session-refresh=b",
+            ),
+        ),
+        (
+            "oversized cookie",
+            client
+                .get(app.url("/auth/session"))
+                .header("cookie", big_cookie),
+        ),
+        (
+            "oversized headers in total",
+            client
+                .get(app.url("/auth/session"))
+                .header("cookie", many_cookies),
+        ),
+        (
+            "invalid UTF-8 in the query",
+            client.get(app.url("/auth/login?return_to=%FF%FE")),
+        ),
+        (
+            "invalid UTF-8 in a cookie",
+            client.get(app.url("/auth/session")).header(
+                "cookie",
+                http::HeaderValue::from_bytes(b"__Host-session=\xff\xfe").unwrap(),
+            ),
+        ),
+        ("absurdly long query", client.get(app.url(&long_query))),
+        (
+            "absurdly long state",
+            client.get(app.url(&format!("/auth/callback?state={}&code=x", "s".repeat(3000)))),
+        ),
+        (
+            "oversized body",
+            client
+                .post(app.url("/auth/session"))
+                .header("origin", app.base.as_str())
+                .header("x-requested-with", "x")
+                .body("x".repeat(20_000)),
+        ),
+        ("unknown route", client.get(app.url("/auth/nope"))),
+        ("wrong method", client.delete(app.url("/auth/session"))),
+        ("bad max_age", client.get(app.url("/auth/login?max_age=-1"))),
+        ("bad prompt", client.get(app.url("/auth/login?prompt=evil"))),
+    ];
+    for (what, request) in cases {
+        let reply = request.send().await.unwrap();
+        let status = reply.status();
+        assert!(status.is_client_error(), "{what}: {status}");
+        let body = reply.text().await.unwrap();
+        assert!(
+            body.contains("\"error\""),
+            "{what}: not an OAuth-style error: {body}"
+        );
+        // The gateway still serves the next request.
+        assert_eq!(
+            client
+                .get(app.url("/auth/session"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::UNAUTHORIZED,
+            "after {what}"
+        );
+    }
+    assert!(
+        app.table_items()
+            .await
+            .iter()
+            .all(|i| i["pk"].as_s().unwrap().starts_with("rate#")),
+        "nothing but counters was written"
+    );
+}
