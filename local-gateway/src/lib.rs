@@ -37,9 +37,9 @@ pub struct Gateway<S: Store = DynamoStore> {
 /// Accepts connections until the task is dropped.
 pub async fn serve<S: Store + 'static>(
     listener: TcpListener,
-    gateway: Gateway<S>,
+    gateway: impl Into<Arc<Gateway<S>>>,
 ) -> std::io::Result<()> {
-    let gateway = Arc::new(gateway);
+    let gateway: Arc<Gateway<S>> = gateway.into();
     loop {
         let (stream, peer) = listener.accept().await?;
         let gateway = gateway.clone();

@@ -1,6 +1,8 @@
 //! `local-gateway`: the five handlers on `PORT` (default 9000) plus
 //! `STATIC_DIR`, configured by the functions' environment variables.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use local_gateway::{serve, Gateway};
 use static_login::state::Function;
@@ -32,10 +34,18 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind((bind, port))
         .await
         .with_context(|| format!("cannot listen on {bind}:{port}"))?;
+    let gateway = Arc::new(Gateway { state, static_dir });
+    // `localhost` may resolve to ::1 first: by default serve IPv6 loopback
+    // too, when the machine has it.
+    if std::env::var_os("BIND_ADDR").is_none() {
+        if let Ok(v6) = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port)).await {
+            tokio::spawn(serve(v6, gateway.clone()));
+        }
+    }
     println!(
         "local-gateway listening on http://{}",
         listener.local_addr()?
     );
-    serve(listener, Gateway { state, static_dir }).await?;
+    serve(listener, gateway).await?;
     Ok(())
 }

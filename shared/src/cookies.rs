@@ -32,6 +32,7 @@ pub const MAX_CHUNKS: usize = 3;
 pub const MAX_KEYS: usize = 8;
 
 const KEY_LEN: usize = 32;
+const MAX_KEY_LEN: usize = 128;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 
@@ -41,8 +42,8 @@ pub enum CookieError {
     /// `COOKIE_KEYS` is empty.
     #[error("at least one key is required")]
     NoKeys,
-    /// A key is not base64 of exactly 32 bytes.
-    #[error("key {0} is not base64 of exactly 32 bytes")]
+    /// A key is not base64 of 32 to 128 bytes.
+    #[error("key {0} is not base64 of 32 to 128 random bytes")]
     BadKey(usize),
     /// More than [`MAX_KEYS`] keys.
     #[error("at most {MAX_KEYS} keys")]
@@ -66,7 +67,8 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// Parses comma-separated base64 (standard or URL-safe) 32-byte keys, newest first.
+    /// Parses comma-separated base64 (standard or URL-safe) keys of 32 bytes
+    /// (longer ones up to 128 bytes are reduced with HKDF-SHA256), newest first.
     pub fn parse(raw: &str) -> Result<Self, CookieError> {
         let keys = raw
             .split(',')
@@ -78,10 +80,21 @@ impl KeyRing {
                     .decode(k)
                     .or_else(|_| URL_SAFE_NO_PAD.decode(k.trim_end_matches('=')))
                     .map_err(|_| CookieError::BadKey(i + 1))?;
-                if bytes.len() != KEY_LEN {
-                    return Err(CookieError::BadKey(i + 1));
-                }
-                XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| CookieError::BadKey(i + 1))
+                let key = match bytes.len() {
+                    KEY_LEN => bytes,
+                    // Longer keys (e.g. 64-byte keys made for other cookie
+                    // libraries) are reduced with HKDF rather than refused
+                    // or truncated.
+                    n if n > KEY_LEN && n <= MAX_KEY_LEN => {
+                        let mut okm = vec![0u8; KEY_LEN];
+                        hkdf::Hkdf::<sha2::Sha256>::new(None, &bytes)
+                            .expand(b"static-login cookie key v1", &mut okm)
+                            .map_err(|_| CookieError::BadKey(i + 1))?;
+                        okm
+                    }
+                    _ => return Err(CookieError::BadKey(i + 1)),
+                };
+                XChaCha20Poly1305::new_from_slice(&key).map_err(|_| CookieError::BadKey(i + 1))
             })
             .collect::<Result<Vec<_>, _>>()?;
         match keys.len() {
@@ -358,6 +371,10 @@ mod tests {
             KeyRing::parse(&format!("{},{}", key(1), STANDARD.encode([0u8; 16]))).unwrap_err(),
             CookieError::BadKey(2)
         );
+        // 64-byte keys are accepted and derived, not truncated.
+        let long = KeyRing::parse(&STANDARD.encode([9u8; 64])).unwrap();
+        let truncated = KeyRing::parse(&STANDARD.encode([9u8; 32])).unwrap();
+        assert!(truncated.open(SESSION, &long.seal(SESSION, b"x")).is_err());
         let many = (0..=MAX_KEYS as u8).map(key).collect::<Vec<_>>().join(",");
         assert_eq!(KeyRing::parse(&many).unwrap_err(), CookieError::TooManyKeys);
     }
