@@ -308,3 +308,36 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
     );
     assert_eq!(app.idp_stats().await["revocations"], 0);
 }
+
+#[tokio::test]
+async fn an_allowlisted_referer_stands_in_for_a_missing_origin() {
+    let app = App::spawn().await;
+    let mut s = login(&app, "alice", "alice-password").await;
+    let referer = app.url("/account");
+    let reply = s
+        .browser
+        .send(
+            http::Method::POST,
+            &app.url("/auth/refresh"),
+            &[
+                ("referer", referer.as_str()),
+                ("x-requested-with", "XMLHttpRequest"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let foreign = s
+        .browser
+        .send(
+            http::Method::POST,
+            &app.url("/auth/refresh"),
+            &[
+                ("referer", "https://evil.test/page"),
+                ("x-requested-with", "XMLHttpRequest"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+}
