@@ -59,17 +59,14 @@ async fn the_code_arrives_in_the_fragment_and_redeems_once() {
     let app = exchange_app(vec![]).await;
     let mut browser = Browser::new();
     let mut idp = Browser::new();
-    let start = browser
-        .get(&app.url("/auth/login?return_to=http%3A%2F%2Flocalhost%3A5999%2Fwelcome"))
-        .await;
-    let callback = sign_in_at_idp(
+    let callback = begin_login(
+        &app,
+        &mut browser,
         &mut idp,
-        &start.location().unwrap(),
+        "?return_to=http%3A%2F%2Flocalhost%3A5999%2Fwelcome",
         "alice",
-        "alice-password",
     )
-    .await
-    .unwrap();
+    .await;
     let callback = browser.get(&callback).await;
     let mut s = LoggedIn {
         browser,

@@ -79,15 +79,7 @@ async fn the_same_callback_works_once() {
     let app = App::spawn().await;
     let mut browser = Browser::new();
     let mut idp = Browser::new();
-    let start = browser.get(&app.url("/auth/login")).await;
-    let callback = sign_in_at_idp(
-        &mut idp,
-        &start.location().unwrap(),
-        "alice",
-        "alice-password",
-    )
-    .await
-    .unwrap();
+    let callback = begin_login(&app, &mut browser, &mut idp, "", "alice").await;
     let mut replay = browser.clone();
     assert_eq!(browser.get(&callback).await.status, StatusCode::FOUND);
     let second = replay.get(&callback).await;
@@ -103,15 +95,7 @@ async fn ten_concurrent_callbacks_make_exactly_one_session() {
     let app = App::spawn().await;
     let mut browser = Browser::new();
     let mut idp = Browser::new();
-    let start = browser.get(&app.url("/auth/login")).await;
-    let callback = sign_in_at_idp(
-        &mut idp,
-        &start.location().unwrap(),
-        "alice",
-        "alice-password",
-    )
-    .await
-    .unwrap();
+    let callback = begin_login(&app, &mut browser, &mut idp, "", "alice").await;
     let attempts = (0..10).map(|_| {
         let mut b = browser.clone();
         let url = callback.clone();
@@ -143,15 +127,7 @@ async fn a_callback_from_another_browser_makes_no_session() {
     let app = App::spawn().await;
     let mut victim = Browser::new();
     let mut idp = Browser::new();
-    let start = victim.get(&app.url("/auth/login")).await;
-    let callback = sign_in_at_idp(
-        &mut idp,
-        &start.location().unwrap(),
-        "alice",
-        "alice-password",
-    )
-    .await
-    .unwrap();
+    let callback = begin_login(&app, &mut victim, &mut idp, "", "alice").await;
     let mut other = Browser::new();
     let reply = other.get(&callback).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);

@@ -716,6 +716,29 @@ pub async fn sign_in_at_idp(
     bail!("too many redirects at the IdP")
 }
 
+/// Starts a login in `browser` (`GET /auth/login{query}`) and signs in at
+/// the IdP with `idp`; returns the callback URL the IdP sent the user to,
+/// not yet visited.
+pub async fn begin_login(
+    app: &App,
+    browser: &mut Browser,
+    idp: &mut Browser,
+    query: &str,
+    user: &str,
+) -> String {
+    let start = browser.get(&app.url(&format!("/auth/login{query}"))).await;
+    assert_eq!(
+        start.status,
+        StatusCode::FOUND,
+        "login start: {}",
+        start.body
+    );
+    let password = format!("{user}-password");
+    sign_in_at_idp(idp, &start.location().unwrap(), user, &password)
+        .await
+        .unwrap()
+}
+
 /// A completed login in one browser.
 pub struct LoggedIn {
     /// The browser holding the app's cookies.
