@@ -18,23 +18,55 @@ def pairs(actions, prefixes):
     return {(a, p) for a in actions for p in prefixes}
 
 
-# Exactly the DynamoDB actions, and the pk prefixes, each function uses.
+# Exactly the DynamoDB actions, and the pk prefixes, each function uses
+# (shared/src/store: increment = UpdateItem, insert_new/put = PutItem,
+# take/delete = DeleteItem, get = GetItem, get_many = BatchGetItem).
 EXPECTED_DYNAMODB = {
+    # rate counter; login transaction (conditional put)
     "authorize": pairs(["UpdateItem"], ["rate#"]) | pairs(["PutItem"], ["login#"]),
+    # rate counter; consume the transaction; exchange code (conditional put)
     "callback": pairs(["UpdateItem"], ["rate#"])
     | pairs(["DeleteItem"], ["login#"])
     | pairs(["PutItem"], ["exchange#"]),
+    # rate counter; one consistent BatchGetItem over the revocation kinds;
+    # redeem an exchange code (conditional delete)
     "session": pairs(["UpdateItem"], ["rate#"])
-    | pairs(["GetItem", "BatchGetItem"], REVOKED)
+    | pairs(["BatchGetItem"], REVOKED)
     | pairs(["DeleteItem"], ["exchange#"]),
+    # rate counter; revocation check; an ended session is recorded as
+    # revoked; single flight: claim/store (PutItem), poll (GetItem), release
     "refresh": pairs(["UpdateItem"], ["rate#"])
-    | pairs(["GetItem", "BatchGetItem"], REVOKED)
-    | pairs(["PutItem", "GetItem", "UpdateItem", "DeleteItem"], ["refresh#"]),
+    | pairs(["BatchGetItem"], REVOKED)
+    | pairs(["PutItem"], ["revoked#"])
+    | pairs(["PutItem", "GetItem", "DeleteItem"], ["refresh#"]),
+    # rate counter; revocations (logout, back-channel sid/sub); back-channel
+    # jti replay guard (conditional put)
     "logout": pairs(["UpdateItem"], ["rate#"]) | pairs(["PutItem"], [*REVOKED, "jti#"]),
 }
 
 # Functions that exchange or revoke tokens at the provider need the client secret.
 NEEDS_CLIENT_SECRET = {"callback", "refresh", "logout"}
+
+# Functions that sign CloudFront cookies for the protected routes need the key.
+NEEDS_SIGNING_KEY = {"callback", "refresh"}
+
+# Optional variables each function may get (unset when their parameter is
+# empty or the feature is off); no other function may have them.
+OPTIONAL_ENV = {
+    "authorize": {"REQUIRED_ACR", "MAX_AGE"},
+    "callback": {
+        "ALLOWED_GROUPS", "REQUIRED_ACR", "MAX_AGE", "PROTECTED_PATHS", "CLOUDFRONT_KEY_PAIR_ID",
+        "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN", "CLOUDFRONT_COOKIE_TTL_SECS",
+    },
+    "session": set(),
+    "refresh": {
+        "ALLOWED_GROUPS", "PROTECTED_PATHS", "CLOUDFRONT_KEY_PAIR_ID",
+        "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN", "CLOUDFRONT_COOKIE_TTL_SECS",
+    },
+    # Clears the CloudFront cookies; the configuration wants the key pair id
+    # whenever PROTECTED_PATHS is set, but logout never gets the private key.
+    "logout": {"PROTECTED_PATHS", "CLOUDFRONT_KEY_PAIR_ID"},
+}  # fmt: skip
 
 EXPECTED_ROUTES = {
     "GET /auth/login": "authorize",
@@ -67,10 +99,28 @@ REQUIRED_ENV = {
 
 # Every variable the template may set: the functions' own, plus CONFIG_REVISION
 # (unread; changing it recycles execution environments after a secret rotation).
-KNOWN_ENV = REQUIRED_ENV | {"OIDC_CLIENT_SECRET_ARN", "CONFIG_REVISION"}
+KNOWN_ENV = REQUIRED_ENV | {"OIDC_CLIENT_SECRET_ARN", "CONFIG_REVISION"} | set().union(*OPTIONAL_ENV.values())
 
 # Local-only variables that carry secret values: never in the template.
-FORBIDDEN_ENV = {"OIDC_CLIENT_SECRET", "COOKIE_KEYS"}
+FORBIDDEN_ENV = {"OIDC_CLIENT_SECRET", "COOKIE_KEYS", "CLOUDFRONT_PRIVATE_KEY", "CLOUDFRONT_PRIVATE_KEY_FILE"}
+
+# Names that look secret but are not: the id of a CloudFront *public* key.
+PUBLIC_ENV = {"CLOUDFRONT_KEY_PAIR_ID"}
+
+# Parameters that take public key material (PEM), never a private key.
+PUBLIC_KEY_PARAMETERS = {"CloudFrontPublicKeyPem", "CloudFrontPublicKeyPem2"}
+
+# The parameters that switch protected routes on, as a deployment would set them.
+FAKE_PUBLIC_PEM = (
+    "-----" "BEGIN PUBLIC KEY-----\n"
+    + "\n".join(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 20] * 6)
+    + "\nIDAQAB\n-----END PUBLIC KEY-----\n"
+)
+PROTECTED = {
+    "ProtectedPathPattern": "/members/*",
+    "CloudFrontPublicKeyPem": FAKE_PUBLIC_PEM,
+    "CloudFrontPrivateKeySecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:site/cf-key-AbC123",
+}
 
 ALLOWED_ROLE_ACTIONS = {
     "logs:CreateLogStream",
@@ -235,6 +285,8 @@ def test_secrets_are_read_only_by_who_needs_them(template, transformed, prefix, 
         for r in as_list(st["Resource"])
     }
     expected = {"CookieKeysSecretArn"} | ({"ClientSecretArn"} if binary in NEEDS_CLIENT_SECRET else set())
+    if binary in NEEDS_SIGNING_KEY:
+        expected.add("CloudFrontPrivateKeySecretArn")
     assert secret_refs == expected
 
     env = transformed["Resources"][f"{prefix}Function"]["Properties"]["Environment"]["Variables"]
@@ -243,6 +295,21 @@ def test_secrets_are_read_only_by_who_needs_them(template, transformed, prefix, 
         assert env["OIDC_CLIENT_SECRET_ARN"] == {"Ref": "ClientSecretArn"}
     else:
         assert "OIDC_CLIENT_SECRET_ARN" not in env
+    if binary in NEEDS_SIGNING_KEY:
+        cond, yes, no = env["CLOUDFRONT_PRIVATE_KEY_SECRET_ARN"]["Fn::If"]
+        assert (yes, no) == ({"Ref": "CloudFrontPrivateKeySecretArn"}, {"Ref": "AWS::NoValue"})
+        assert _cond(template, PROTECTED, cond) and not _cond(template, {}, cond)
+        # The grant exists only while protected routes are on.
+        (grant,) = [
+            st["Fn::If"]
+            for policy in role["Properties"]["Policies"]
+            for st in policy["PolicyDocument"]["Statement"]
+            if "Fn::If" in st and st["Fn::If"][1].get("Resource") == {"Ref": "CloudFrontPrivateKeySecretArn"}
+        ]
+        assert grant[2] == {"Ref": "AWS::NoValue"}
+        assert _cond(template, PROTECTED, grant[0]) and not _cond(template, {}, grant[0])
+    else:
+        assert "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN" not in env
 
 
 def test_kms_decrypt_only_through_secrets_manager(transformed):
@@ -253,15 +320,17 @@ def test_kms_decrypt_only_through_secrets_manager(transformed):
                 assert "kms:ViaService" in st["Condition"]["StringEquals"]
 
 
-@pytest.mark.parametrize("prefix", FUNCTIONS)
-def test_environment(transformed, prefix):
+@pytest.mark.parametrize("prefix,binary", FUNCTIONS.items())
+def test_environment(transformed, prefix, binary):
     env = transformed["Resources"][f"{prefix}Function"]["Properties"]["Environment"]["Variables"]
     assert REQUIRED_ENV <= set(env)
     assert set(env) <= KNOWN_ENV, set(env) - KNOWN_ENV
+    extra = set(env) - REQUIRED_ENV - {"OIDC_CLIENT_SECRET_ARN", "CONFIG_REVISION"}
+    assert extra <= OPTIONAL_ENV[binary], f"{binary} gets {extra - OPTIONAL_ENV[binary]}"
     assert not FORBIDDEN_ENV & set(env)
     for name, value in env.items():
         # Values come from parameters, resources or literals without secrets.
-        assert not re.search(r"secret|password|key", name, re.I) or name.endswith("_ARN"), name
+        assert not re.search(r"secret|password|key", name, re.I) or name.endswith("_ARN") or name in PUBLIC_ENV, name
 
 
 def test_secret_values_never_appear_in_the_template():
@@ -273,6 +342,8 @@ def test_secret_values_never_appear_in_the_template():
 def test_parameters_hold_no_secret_values(template):
     for name, p in template["Parameters"].items():
         assert not p.get("NoEcho"), f"{name}: a NoEcho parameter means a secret value in a parameter"
+        if name in PUBLIC_KEY_PARAMETERS:
+            continue  # public key material; test_public_key_parameters_refuse_private_keys
         if re.search(r"secret|password|key", name, re.I):
             assert name.endswith("Arn"), f"{name}: secrets are passed by ARN only"
             pattern = p["AllowedPattern"]
@@ -406,7 +477,7 @@ def test_site_is_optional_and_routes_auth_to_the_api(template):
     assert all(bucket["PublicAccessBlockConfiguration"].values())
 
     dist = template["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]
-    (auth,) = [b for b in dist["CacheBehaviors"] if b["PathPattern"] == "/auth/*"]
+    (auth,) = [b for b in dist["CacheBehaviors"] if b.get("PathPattern") == "/auth/*"]
     origins = {o["Id"]: o for o in dist["Origins"]}
     assert "CustomOriginConfig" in origins[auth["TargetOriginId"]]
     assert "HttpApi" in str(origins[auth["TargetOriginId"]]["DomainName"])
@@ -555,3 +626,279 @@ def test_urls_per_setup(template, setup):
 )  # fmt: skip
 def test_rules_refuse_broken_setups(template, params):
     assert not _rules_hold(template, params)
+
+
+# ------------------------------------------- access policy and max_age --
+
+
+@pytest.mark.parametrize(
+    "parameter,variable,value",
+    [("AllowedGroups", "ALLOWED_GROUPS", "members,staff"),
+     ("RequiredAcr", "REQUIRED_ACR", "urn:example:mfa"),
+     ("MaxAge", "MAX_AGE", "3600")],
+)  # fmt: skip
+def test_access_policy_parameters_reach_exactly_the_functions_that_use_them(template, parameter, variable, value):
+    p = template["Parameters"][parameter]
+    assert p["Default"] == "", f"{parameter}: empty means off"
+    assert re.fullmatch(p["AllowedPattern"], value)
+    for prefix, binary in FUNCTIONS.items():
+        env = _function_env(template, {parameter: value}, prefix)
+        if variable in OPTIONAL_ENV[binary]:
+            assert env[variable] == value, (binary, variable)
+            assert variable not in _function_env(template, {}, prefix), f"{binary}: {variable} set while off"
+        else:
+            assert variable not in env, (binary, variable)
+
+
+def test_access_policy_parameter_patterns(template):
+    params = template["Parameters"]
+    assert re.fullmatch(params["MaxAge"]["AllowedPattern"], "0") is None, "the functions refuse max_age 0"
+    assert re.fullmatch(params["MaxAge"]["AllowedPattern"], "-5") is None
+    assert re.fullmatch(params["RequiredAcr"]["AllowedPattern"], "a b") is None, "acr_values is space-separated"
+    assert re.fullmatch(params["AllowedGroups"]["AllowedPattern"], "Site Members, staff")
+    assert re.fullmatch(params["AllowedGroups"]["AllowedPattern"], ",") is None
+
+
+# ------------------------------------------------------ protected routes --
+# Evaluated the way CloudFormation would with the feature's parameters set:
+# Rules, resource Conditions and every Fn::If are resolved.
+
+NO_VALUE = object()
+
+
+def _resolve(template, params, node):
+    """Resolves Fn::If, Ref to parameters and AWS::NoValue throughout `node`."""
+    if isinstance(node, dict):
+        if "Fn::If" in node:
+            cond, yes, no = node["Fn::If"]
+            return _resolve(template, params, yes if _cond(template, params, cond) else no)
+        if node == {"Ref": "AWS::NoValue"}:
+            return NO_VALUE
+        if set(node) == {"Ref"} and node["Ref"] in template["Parameters"]:
+            return _param(template, params, node["Ref"])
+        out = {k: _resolve(template, params, v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v is not NO_VALUE}
+    if isinstance(node, list):
+        return [v for v in (_resolve(template, params, x) for x in node) if v is not NO_VALUE]
+    return node
+
+
+def _deployed(template, params):
+    """The resources CloudFormation would create, resolved."""
+    assert _rules_hold(template, params)
+    return {
+        name: _resolve(template, params, r)
+        for name, r in template["Resources"].items()
+        if "Condition" not in r or _cond(template, params, r["Condition"])
+    }
+
+
+def _function_env(template, params, prefix):
+    glob = template["Globals"]["Function"]["Environment"]["Variables"]
+    own = template["Resources"][f"{prefix}Function"]["Properties"].get("Environment", {}).get("Variables", {})
+    return _resolve(template, params, {**glob, **own})
+
+
+def _distribution(deployed):
+    return deployed["SiteDistribution"]["Properties"]["DistributionConfig"]
+
+
+def test_protected_routes_are_off_by_default(template):
+    deployed = _deployed(template, {})
+    types = {r["Type"] for r in deployed.values()}
+    assert not types & {"AWS::CloudFront::KeyGroup", "AWS::CloudFront::PublicKey"}
+    dist = _distribution(deployed)
+    assert [b["PathPattern"] for b in dist["CacheBehaviors"]] == ["/auth/*"]
+    assert "CustomErrorResponses" not in dist
+    assert not any("TrustedKeyGroups" in b for b in [dist["DefaultCacheBehavior"], *dist["CacheBehaviors"]])
+    for prefix in FUNCTIONS:
+        env = _function_env(template, {}, prefix)
+        assert not {k for k in env if k.startswith("CLOUDFRONT_") or k == "PROTECTED_PATHS"}, prefix
+
+
+def test_protected_routes_key_group_and_cache_behaviour(template):
+    deployed = _deployed(template, PROTECTED)
+    groups = {n: r for n, r in deployed.items() if r["Type"] == "AWS::CloudFront::KeyGroup"}
+    keys = {n: r for n, r in deployed.items() if r["Type"] == "AWS::CloudFront::PublicKey"}
+    (group_name, group), = groups.items()
+    assert list(keys) == ["CloudFrontPublicKey1"]
+    assert keys["CloudFrontPublicKey1"]["Properties"]["PublicKeyConfig"]["EncodedKey"] == FAKE_PUBLIC_PEM
+    assert group["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": "CloudFrontPublicKey1"}]
+
+    dist = _distribution(deployed)
+    (protected,) = [b for b in dist["CacheBehaviors"] if b["PathPattern"] == "/members/*"]
+    assert protected["TrustedKeyGroups"] == [{"Ref": group_name}]
+    assert protected["TargetOriginId"] == dist["DefaultCacheBehavior"]["TargetOriginId"], "the site's bucket"
+    assert set(protected["AllowedMethods"]) == {"GET", "HEAD"}
+    assert protected["ViewerProtocolPolicy"] in ("https-only", "redirect-to-https")
+    # Only the protected pattern is restricted: /auth/* and the rest of the site are not.
+    others = [dist["DefaultCacheBehavior"], *(b for b in dist["CacheBehaviors"] if b is not protected)]
+    assert not any("TrustedKeyGroups" in b or "TrustedSigners" in b for b in others)
+    assert [b["PathPattern"] for b in dist["CacheBehaviors"]][0] == "/auth/*"
+
+
+def test_protected_routes_map_403_to_the_login_required_page(template):
+    dist = _distribution(_deployed(template, PROTECTED))
+    (page,) = [e for e in dist["CustomErrorResponses"] if e["ErrorCode"] == 403]
+    assert page["ResponsePagePath"] == "/login-required.html"
+    assert page["ResponseCode"] == 403, "still a refusal, not a 200 that caches as content"
+    assert page.get("ErrorCachingMinTTL", 10) == 0
+    # The page itself must be served by a behaviour without trusted keys.
+    assert not re.fullmatch(PROTECTED["ProtectedPathPattern"].replace("*", ".*"), page["ResponsePagePath"])
+    assert (ROOT / "demo" / "login-required.html").exists()
+    assert (ROOT / "demo" / "login-required.js").exists()
+
+
+def test_protected_routes_let_s3_answer_404_for_missing_objects(template):
+    def statements_of(deployed):
+        return deployed["SiteBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    (listing,) = [st for st in statements_of(_deployed(template, PROTECTED)) if st["Action"] == "s3:ListBucket"]
+    assert listing["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert listing["Resource"] == {"Fn::GetAtt": ["SiteBucket", "Arn"]}, "the bucket only, not its objects"
+    assert "AWS:SourceArn" in listing["Condition"]["StringEquals"]
+    assert not [st for st in statements_of(_deployed(template, {})) if st["Action"] == "s3:ListBucket"]
+
+
+def test_protected_routes_private_key_only_by_arn_and_only_to_signers(template):
+    arn = template["Parameters"]["CloudFrontPrivateKeySecretArn"]
+    assert arn["AllowedPattern"].removeprefix("^$|").startswith("^arn:aws[a-z-]*:secretsmanager:")
+    assert not arn.get("NoEcho")
+    # Referenced only by the signers' roles (GetSecretValue on exactly that
+    # ARN) and their environment (the ARN, never a value).
+    referencing = {
+        name for name, r in template["Resources"].items()
+        if {"Ref": "CloudFrontPrivateKeySecretArn"} in list(_dicts_in(r))
+    }  # fmt: skip
+    signers = {p for p, b in FUNCTIONS.items() if b in NEEDS_SIGNING_KEY}
+    assert referencing == {f"{p}{kind}" for p in signers for kind in ("Role", "Function")}
+    deployed = _deployed(template, PROTECTED)
+    for prefix, binary in FUNCTIONS.items():
+        env = _function_env(template, PROTECTED, prefix)
+        grants = {
+            r if isinstance(r, str) else str(r)
+            for st in _resolved_statements(deployed[f"{prefix}Role"])
+            if "secretsmanager:GetSecretValue" in as_list(st["Action"])
+            for r in as_list(st["Resource"])
+        }
+        if binary in NEEDS_SIGNING_KEY:
+            assert env["CLOUDFRONT_PRIVATE_KEY_SECRET_ARN"] == PROTECTED["CloudFrontPrivateKeySecretArn"]
+            assert PROTECTED["CloudFrontPrivateKeySecretArn"] in grants
+        else:
+            assert "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN" not in env, binary
+            assert PROTECTED["CloudFrontPrivateKeySecretArn"] not in grants, binary
+
+
+def test_protected_routes_environment(template):
+    for prefix, binary in FUNCTIONS.items():
+        env = _function_env(template, PROTECTED, prefix)
+        if "PROTECTED_PATHS" in OPTIONAL_ENV[binary]:
+            assert env["PROTECTED_PATHS"] == "/members/*", binary
+            # !Ref of an AWS::CloudFront::PublicKey is its id.
+            assert env["CLOUDFRONT_KEY_PAIR_ID"] == {"Ref": "CloudFrontPublicKey1"}, binary
+        else:
+            assert "PROTECTED_PATHS" not in env and "CLOUDFRONT_KEY_PAIR_ID" not in env, binary
+        if binary in NEEDS_SIGNING_KEY:
+            assert env["CLOUDFRONT_COOKIE_TTL_SECS"] == "900"
+        else:
+            assert "CLOUDFRONT_COOKIE_TTL_SECS" not in env
+
+
+def test_protected_routes_rotate_through_the_second_key_slot(template):
+    second = FAKE_PUBLIC_PEM.replace("IDAQAB", "IDAQAC")
+    both = {**PROTECTED, "CloudFrontPublicKeyPem2": second}
+    # Step 1: the new key joins the group; signing still uses slot 1.
+    deployed = _deployed(template, both)
+    items = deployed["CloudFrontKeyGroup"]["Properties"]["KeyGroupConfig"]["Items"]
+    assert items == [{"Ref": "CloudFrontPublicKey1"}, {"Ref": "CloudFrontPublicKey2"}]
+    assert _function_env(template, both, "Callback")["CLOUDFRONT_KEY_PAIR_ID"] == {"Ref": "CloudFrontPublicKey1"}
+    # Step 2: sign with slot 2.
+    switched = {**both, "CloudFrontSigningSlot": "2"}
+    for prefix in ("Callback", "Refresh", "Logout"):
+        assert _function_env(template, switched, prefix)["CLOUDFRONT_KEY_PAIR_ID"] == {"Ref": "CloudFrontPublicKey2"}
+    # Step 3: slot 1 emptied; its key leaves the group and is deleted.
+    only2 = {**switched, "CloudFrontPublicKeyPem": ""}
+    deployed = _deployed(template, only2)
+    assert "CloudFrontPublicKey1" not in deployed
+    assert deployed["CloudFrontKeyGroup"]["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": "CloudFrontPublicKey2"}]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {**PROTECTED, "EnableSite": "false", "AuthPublicOrigin": "https://www.example.com",
+         "AllowedOrigins": "https://www.example.com", "DefaultReturnTo": "https://www.example.com/",
+         "PostLogoutRedirectUri": "https://www.example.com/"},  # no distribution to protect
+        {**PROTECTED, "SessionHandoff": "exchange"},  # cookies would land on the API's host
+        {**PROTECTED, "CloudFrontPrivateKeySecretArn": ""},  # nothing to sign with
+        {**PROTECTED, "CloudFrontPublicKeyPem": ""},  # signing slot empty
+        {**PROTECTED, "CloudFrontSigningSlot": "2"},  # slot 2 empty
+    ],
+)  # fmt: skip
+def test_rules_refuse_broken_protected_routes(template, params):
+    assert not _rules_hold(template, params)
+
+
+def test_protected_path_pattern_is_a_prefix_outside_auth(template):
+    pattern = template["Parameters"]["ProtectedPathPattern"]["AllowedPattern"]
+    for ok in ("", "/members/*", "/members/premium/*", "/a_b-c.d~e/*"):
+        assert re.fullmatch(pattern, ok), ok
+    # /* would cover /login-required.html and /auth/*; /auth/... would shadow
+    # the API; ; and , would break the cookie's Path and PROTECTED_PATHS.
+    for bad in ("/*", "*", "/auth/*", "/auth/x/*", "/members", "/members*", "members/*",
+                "/mem;bers/*", "/a,b/*", "/members/*/x", "//*"):  # fmt: skip
+        assert not re.fullmatch(pattern, bad), bad
+
+
+def test_public_key_parameters_refuse_private_keys(template):
+    for name in PUBLIC_KEY_PARAMETERS:
+        p = template["Parameters"][name]
+        assert p["Default"] == "" and not p.get("NoEcho")
+        pattern = p["AllowedPattern"]
+        assert re.fullmatch(pattern, FAKE_PUBLIC_PEM)
+        assert re.fullmatch(pattern, FAKE_PUBLIC_PEM.rstrip("\n")), "with or without the final newline"
+        for kind in ("PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"):
+            private = FAKE_PUBLIC_PEM.replace("PUBLIC KEY", kind)
+            assert not re.fullmatch(pattern, private), (name, kind)
+        assert not re.fullmatch(pattern, FAKE_PUBLIC_PEM + FAKE_PUBLIC_PEM.replace("PUBLIC", "PRIVATE"))
+
+
+# ----------------------------------------------------- CloudFront -> API --
+
+
+def test_cloudfront_forwards_what_the_functions_read_and_caches_nothing(template):
+    dist = template["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]
+    (auth,) = [b for b in dist["CacheBehaviors"] if b.get("PathPattern") == "/auth/*"]
+    assert auth["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # Managed-CachingDisabled
+    # Managed-AllViewerExceptHostHeader: every viewer header but Host (Origin,
+    # X-Requested-With, Authorization, Accept, User-Agent), all cookies, all
+    # query strings. A custom origin request policy could not forward
+    # Authorization; the managed AllViewer* ones do when caching is disabled.
+    assert auth["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    assert "ForwardedValues" not in auth, "legacy cache settings would override the policies"
+    assert "TrustedKeyGroups" not in auth
+
+
+def test_optional_web_acl_on_the_distribution(template):
+    acl = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/site/0123abcd-0123-4567-89ab-0123456789ab"
+    assert re.fullmatch(template["Parameters"]["SiteWebAclArn"]["AllowedPattern"], acl)
+    assert not re.fullmatch(
+        template["Parameters"]["SiteWebAclArn"]["AllowedPattern"],
+        "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/site/0123abcd",
+    ), "CloudFront takes only global web ACLs"
+    assert _distribution(_deployed(template, {"SiteWebAclArn": acl}))["WebACLId"] == acl
+    assert "WebACLId" not in _distribution(_deployed(template, {}))
+
+
+def _dicts_in(node):
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _dicts_in(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _dicts_in(v)
+
+
+def _resolved_statements(role):
+    return [st for policy in role["Properties"]["Policies"] for st in policy["PolicyDocument"]["Statement"]]
