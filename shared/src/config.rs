@@ -158,10 +158,12 @@ impl Config {
             required(src, "OIDC_ISSUER").and_then(|v| parse_issuer(&v)),
         );
         let client_id = keep(&mut errors, required(src, "OIDC_CLIENT_ID"));
-        let client_secret = keep(
-            &mut errors,
-            required(src, "OIDC_CLIENT_SECRET").map(Secret::new),
-        );
+        // Optional here: only the functions that call the token endpoint
+        // require it (`state::Function`), the others never receive it.
+        let client_secret = src
+            .var("OIDC_CLIENT_SECRET")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Secret::new(v.trim()));
         let redirect_uri = keep(
             &mut errors,
             required(src, "OIDC_REDIRECT_URI").and_then(|v| absolute_url("OIDC_REDIRECT_URI", &v)),
@@ -572,7 +574,6 @@ mod tests {
         for v in [
             "OIDC_ISSUER",
             "OIDC_CLIENT_ID",
-            "OIDC_CLIENT_SECRET",
             "OIDC_REDIRECT_URI",
             "ALLOWED_ORIGINS",
             "COOKIE_KEYS",
@@ -605,6 +606,14 @@ mod tests {
                 "{var}={bad:?} gave {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_client_secret_is_optional_for_functions_that_never_use_it() {
+        let mut v = vars();
+        v.remove("OIDC_CLIENT_SECRET");
+        let cfg = Config::from_source(&v).unwrap();
+        assert!(cfg.client_secret.is_none());
     }
 
     #[test]

@@ -189,3 +189,28 @@ impl<S: Store> AppState<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Function;
+
+    #[test]
+    fn each_function_needs_only_its_secrets() {
+        use Function::*;
+        let needs: Vec<_> = [Authorize, Callback, Session, Refresh, Logout, LocalGateway]
+            .iter()
+            .map(|f| (f.needs_client_secret(), f.needs_signing_key()))
+            .collect();
+        assert_eq!(
+            needs,
+            [
+                (false, false),
+                (true, true),
+                (false, false),
+                (true, true),
+                (true, false),
+                (true, true)
+            ]
+        );
+    }
+}
