@@ -18,7 +18,7 @@ pub struct AppState<S: Store = DynamoStore> {
 }
 
 /// Why a cold start failed; names the variable or dependency.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum InitError {
     /// Bad configuration.
     #[error(transparent)]
@@ -34,6 +34,14 @@ pub enum InitError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Idp(#[from] IdpError),
+}
+
+// `main` returns this error, and Rust prints a returned error with `Debug`:
+// make that the readable message (it names the variable, never a value).
+impl std::fmt::Debug for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Secrets that, in AWS, come from Secrets Manager: `<VAR>_ARN` names the
