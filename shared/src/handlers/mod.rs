@@ -374,7 +374,7 @@ mod tests {
     /// and gets the documented answer, never a panic or an unexpected 5xx.
     #[tokio::test]
     async fn sample_events_get_their_documented_status() {
-        let cases: [(&str, u16); 12] = [
+        let cases: [(&str, u16); 13] = [
             (include_str!("../../../events/authorize/login.json"), 502),
             (
                 include_str!("../../../events/authorize/hostile-return-to.json"),
@@ -402,6 +402,11 @@ mod tests {
             (include_str!("../../../events/refresh/cross-site.json"), 403),
             (include_str!("../../../events/logout/logout.json"), 200),
             (include_str!("../../../events/logout/cross-site.json"), 403),
+            // The provider is down in this test: its keys cannot be fetched.
+            (
+                include_str!("../../../events/logout/backchannel-garbage.json"),
+                502,
+            ),
         ];
         let state = state();
         for (event, want) in cases {
