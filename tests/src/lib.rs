@@ -155,9 +155,16 @@ pub struct Stack {
 static STACK: OnceLock<Stack> = OnceLock::new();
 static STACK_LOCK: Mutex<()> = Mutex::new(());
 
+/// Test clients use the same TLS provider as the functions (the workspace
+/// builds reqwest without one of its own).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 impl Stack {
     /// Starts the shared servers on first use.
     pub fn get() -> &'static Stack {
+        install_tls_provider();
         let _guard = STACK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         STACK.get_or_init(|| {
             init_logs();
@@ -244,7 +251,7 @@ fn init_logs() {
 
 /// Creates a table exactly as the template does: `pk` string key, on-demand, TTL on `expires_at`.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<()> {
-    client
+    let created = client
         .create_table()
         .table_name(name)
         .attribute_definitions(
@@ -261,7 +268,16 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
-        .await?;
+        .await;
+    match created {
+        Ok(_) => {}
+        // The SDK retried an attempt that timed out on a busy DynamoDB Local
+        // but had created the table: it is ours (the names are random).
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(e.into()),
+    }
     client
         .update_time_to_live()
         .table_name(name)
@@ -555,6 +571,7 @@ impl Default for Browser {
 impl Browser {
     /// A browser with an empty jar.
     pub fn new() -> Self {
+        install_tls_provider();
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -31,7 +31,18 @@ pub struct HttpClient {
 impl HttpClient {
     /// Builds the client; `timeout` bounds each whole request.
     pub fn new(connect_timeout: Duration, timeout: Duration) -> Result<Self, HttpError> {
+        // The same TLS stack as the AWS SDK (rustls on aws-lc-rs), so the
+        // binary carries one crypto library, not two.
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| HttpError::Transport(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let inner = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
             .timeout(timeout)
