@@ -173,10 +173,19 @@ async fn single_flight<S: Store>(
             return match perform(state, session, clock).await {
                 Ok(outcome) => {
                     let sealed = ring.seal_json(RESULT_SEAL_NAME, &outcome);
-                    state
-                        .store
-                        .put(pk, &sealed, clock + RESULT_TTL_SECS)
-                        .await?;
+                    // The provider has already rotated the token: losing the
+                    // result now would leave this browser with a dead one. If
+                    // the table cannot take it, this request still answers
+                    // with the new tokens (other tabs wait out the lease).
+                    if let Err(e) = state.store.put(pk, &sealed, clock + RESULT_TTL_SECS).await {
+                        tracing::warn!(error = %e, "refresh result not shared; answering this request only");
+                        audit::emit(
+                            ctx,
+                            Event::DependencyFailed {
+                                dependency: "dynamodb",
+                            },
+                        );
+                    }
                     Ok((outcome, "provider"))
                 }
                 Err(e) => {

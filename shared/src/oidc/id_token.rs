@@ -115,7 +115,7 @@ pub fn validate(
     .set_allowed_algs(algorithms.iter().filter(|a| is_asymmetric(a)).cloned())
     .set_time_fn(move || timestamp(now))
     .set_issue_time_verifier_fn(move |iat| {
-        if secs(iat) > now + CLOCK_SKEW_SECS {
+        if secs(iat) > now.saturating_add(CLOCK_SKEW_SECS) {
             Err("issued in the future".to_owned())
         } else {
             Ok(())
@@ -124,7 +124,9 @@ pub fn validate(
     .set_auth_time_verifier_fn(move |auth_time| match (max_age, auth_time) {
         (None, _) => Ok(()),
         (Some(_), None) => Err("auth_time missing although max_age was sent".to_owned()),
-        (Some(max), Some(t)) if secs(t) + max + CLOCK_SKEW_SECS < now => {
+        (Some(max), Some(t))
+            if secs(t).saturating_add(max).saturating_add(CLOCK_SKEW_SECS) < now =>
+        {
             Err("authentication older than max_age".to_owned())
         }
         (Some(_), Some(_)) => Ok(()),

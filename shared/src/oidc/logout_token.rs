@@ -125,10 +125,16 @@ pub fn validate(
     if !audience_ok {
         return Err(INVALID("aud"));
     }
-    if claims.iat > now + CLOCK_SKEW_SECS || claims.iat + MAX_AGE_SECS < now {
+    // Saturating: the claims are the provider's (or an attacker's) numbers.
+    if claims.iat > now.saturating_add(CLOCK_SKEW_SECS)
+        || claims.iat.saturating_add(MAX_AGE_SECS) < now
+    {
         return Err(INVALID("iat"));
     }
-    if claims.exp.is_some_and(|exp| exp + CLOCK_SKEW_SECS <= now) {
+    if claims
+        .exp
+        .is_some_and(|exp| exp.saturating_add(CLOCK_SKEW_SECS) <= now)
+    {
         return Err(INVALID("exp"));
     }
     let has_event = claims

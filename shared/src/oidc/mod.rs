@@ -163,6 +163,10 @@ pub struct ClientSettings {
 struct Keys {
     set: Arc<CoreJsonWebKeySet>,
     fetched: std::time::Instant,
+    /// Fetched because a token named an unknown key (not by discovery):
+    /// only such refetches are rate-limited, so a key rotated right after a
+    /// cold start is still picked up.
+    for_unknown_key: bool,
 }
 
 /// The provider client with its caches; built once per cold start.
@@ -216,6 +220,7 @@ impl Oidc {
                 *self.keys.write().await = Some(Keys {
                     set: Arc::new(JsonWebKeySet::new(meta.jwks().keys().clone())),
                     fetched: std::time::Instant::now(),
+                    for_unknown_key: false,
                 });
                 Ok(provider)
             })
@@ -234,7 +239,7 @@ impl Oidc {
         let provider = self.provider().await?;
         let mut guard = self.keys.write().await;
         if let Some(k) = guard.as_ref() {
-            if !force && k.fetched.elapsed() < JWKS_REFETCH_INTERVAL {
+            if !force && k.for_unknown_key && k.fetched.elapsed() < JWKS_REFETCH_INTERVAL {
                 return Ok(k.set.clone());
             }
         }
@@ -245,6 +250,7 @@ impl Oidc {
         *guard = Some(Keys {
             set: set.clone(),
             fetched: std::time::Instant::now(),
+            for_unknown_key: !force,
         });
         Ok(set)
     }
