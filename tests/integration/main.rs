@@ -5,7 +5,10 @@
 mod abuse;
 mod backchannel;
 mod budgets;
+mod concurrency;
 mod exchange;
+mod faults;
+mod hostile;
 mod lifecycle;
 mod login;
 mod protected;
