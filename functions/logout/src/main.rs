@@ -4,7 +4,10 @@ use lambda_http::{service_fn, Error, Request};
 use static_login::state::Function;
 use static_login::{handlers::logout, telemetry, AppState};
 
-#[tokio::main]
+// One invocation at a time per sandbox: a single-threaded runtime saves the
+// thread hand-offs a multi-threaded one pays on every request (measured in
+// docs/performance.md); `tokio::join!` still overlaps the I/O.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     // Once per cold start: config (fails naming the variable), SDK and HTTP clients, keys.
