@@ -40,7 +40,8 @@ pub fn keys() -> &'static Keys {
             Some(JsonWebKeyId::new("r1".into())),
         )
         .unwrap();
-        let jwks = CoreJsonWebKeySet::new(vec![ed.as_verification_key(), rsa.as_verification_key()]);
+        let jwks =
+            CoreJsonWebKeySet::new(vec![ed.as_verification_key(), rsa.as_verification_key()]);
         Keys { ed, rsa, jwks }
     })
 }
@@ -179,10 +180,13 @@ pub fn sign(header: &Header, payload: &[u8]) -> String {
     );
     let keys = keys();
     let signature = if header.alg() == "RS256" {
-        keys.rsa
-            .sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, input.as_bytes())
+        keys.rsa.sign(
+            &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            input.as_bytes(),
+        )
     } else {
-        keys.ed.sign(&CoreJwsSigningAlgorithm::EdDsa, input.as_bytes())
+        keys.ed
+            .sign(&CoreJwsSigningAlgorithm::EdDsa, input.as_bytes())
     }
     .unwrap();
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))

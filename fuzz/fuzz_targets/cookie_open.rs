@@ -57,7 +57,10 @@ fuzz_target!(|input: Input<'_>| {
 
     // Arbitrary input: never opens (forging an AEAD tag), never panics.
     assert!(rings.rotated.open(name, input.raw).is_err());
-    assert!(rings.rotated.open_json::<serde_json::Value>(name, input.raw).is_err());
+    assert!(rings
+        .rotated
+        .open_json::<serde_json::Value>(name, input.raw)
+        .is_err());
     assert!(rings.rotated.open_json::<Session>(name, input.raw).is_err());
     assert!(rings.rotated.open_json::<Marker>(name, input.raw).is_err());
     assert!(rings.rotated.open_json::<Tokens>(name, input.raw).is_err());
@@ -81,5 +84,8 @@ fuzz_target!(|input: Input<'_>| {
         assert_eq!(at, sealed.len() - 1);
     }
     // Truncated: never opens.
-    assert!(rings.rotated.open(name, &sealed[..sealed.len() / 2]).is_err());
+    assert!(rings
+        .rotated
+        .open(name, &sealed[..sealed.len() / 2])
+        .is_err());
 });

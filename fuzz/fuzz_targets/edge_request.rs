@@ -33,10 +33,19 @@ fn world() -> &'static World {
             ("OIDC_ISSUER", "http://127.0.0.1:9".to_owned()),
             ("OIDC_CLIENT_ID", "client".to_owned()),
             ("OIDC_CLIENT_SECRET", "secret".to_owned()),
-            ("OIDC_REDIRECT_URI", "https://auth.example.com/auth/callback".to_owned()),
+            (
+                "OIDC_REDIRECT_URI",
+                "https://auth.example.com/auth/callback".to_owned(),
+            ),
             ("ALLOWED_ORIGINS", "https://www.example.com".to_owned()),
-            ("POST_LOGOUT_REDIRECT_URI", "https://www.example.com/".to_owned()),
-            ("COOKIE_KEYS", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned()),
+            (
+                "POST_LOGOUT_REDIRECT_URI",
+                "https://www.example.com/".to_owned(),
+            ),
+            (
+                "COOKIE_KEYS",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
+            ),
             ("TABLE_NAME", "t".to_owned()),
         ]);
         // No rate limit: the counters would answer 429 after a few hundred inputs.
@@ -56,7 +65,12 @@ fn world() -> &'static World {
         let state = AppState::new(config, MemoryStore::default()).unwrap();
         let t = now();
         let sid = "fuzz-session".to_owned();
-        let marker = Marker { sid: sid.clone(), created_at: t, last_seen: t, expires_at: t + 28_800 };
+        let marker = Marker {
+            sid: sid.clone(),
+            created_at: t,
+            last_seen: t,
+            expires_at: t + 28_800,
+        };
         let tokens = Tokens {
             sid: sid.clone(),
             user: User {
@@ -71,14 +85,32 @@ fn world() -> &'static World {
             access_expires_at: t + 300,
             id_token: Secret::new("id"),
         };
-        let refresh = Refresh { sid, refresh_token: None };
+        let refresh = Refresh {
+            sid,
+            refresh_token: None,
+        };
         let session = vec![
-            format!("{}={}", cookies::SESSION, ring.seal_json(cookies::SESSION, &marker)),
-            format!("{}={}", cookies::TOKENS, ring.seal_json(cookies::TOKENS, &tokens)),
-            format!("{}={}", cookies::REFRESH, ring.seal_json(cookies::REFRESH, &refresh)),
+            format!(
+                "{}={}",
+                cookies::SESSION,
+                ring.seal_json(cookies::SESSION, &marker)
+            ),
+            format!(
+                "{}={}",
+                cookies::TOKENS,
+                ring.seal_json(cookies::TOKENS, &tokens)
+            ),
+            format!(
+                "{}={}",
+                cookies::REFRESH,
+                ring.seal_json(cookies::REFRESH, &refresh)
+            ),
         ];
         World {
-            runtime: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
             state,
             session,
         }
@@ -165,7 +197,9 @@ fuzz_target!(|input: Input| {
     let Ok(request) = lambda_http::request::from_str(&event.to_string()) else {
         return;
     };
-    let Ok(response) = world.runtime.block_on(handlers::route(&world.state, request));
+    let Ok(response) = world
+        .runtime
+        .block_on(handlers::route(&world.state, request));
     let status = response.status().as_u16();
     assert_ne!(status, 500, "{path} {method}: {:?}", response.body());
     if status >= 500 {

@@ -63,10 +63,27 @@ fuzz_target!(|input: Input| {
             let result = validate(&raw, expected(None, false), &keys.jwks, &algorithms());
             assert!(result.is_err(), "a forged token validated: {raw:?}");
         }
-        Input::Signed { header, payload, max_age, refresh } => {
+        Input::Signed {
+            header,
+            payload,
+            max_age,
+            refresh,
+        } => {
             let payload = match payload {
                 Payload::Raw(bytes) => bytes,
-                Payload::Claims { iss, sub, aud, azp, nonce, exp, iat, auth_time, name, groups, sid } => {
+                Payload::Claims {
+                    iss,
+                    sub,
+                    aud,
+                    azp,
+                    nonce,
+                    exp,
+                    iat,
+                    auth_time,
+                    name,
+                    groups,
+                    sid,
+                } => {
                     let mut c = Map::new();
                     insert(&mut c, "iss", iss.value(ISSUER));
                     insert(&mut c, "sub", sub.value("user-1"));
@@ -83,7 +100,12 @@ fuzz_target!(|input: Input| {
                 }
             };
             let token = sign(&header, &payload);
-            let Ok(claims) = validate(&token, expected(max_age, refresh), &keys.jwks, &algorithms()) else {
+            let Ok(claims) = validate(
+                &token,
+                expected(max_age, refresh),
+                &keys.jwks,
+                &algorithms(),
+            ) else {
                 return;
             };
             // Accepted: every rule must hold.
@@ -110,7 +132,10 @@ fuzz_target!(|input: Input| {
             let exp = c["exp"].as_f64().unwrap();
             assert!(exp > (NOW - CLOCK_SKEW_SECS) as f64, "expired: {c}");
             let iat = c["iat"].as_f64().unwrap();
-            assert!(iat <= (NOW + CLOCK_SKEW_SECS) as f64, "issued in the future: {c}");
+            assert!(
+                iat <= (NOW + CLOCK_SKEW_SECS) as f64,
+                "issued in the future: {c}"
+            );
             if !refresh {
                 assert_eq!(c["nonce"], NONCE);
             }

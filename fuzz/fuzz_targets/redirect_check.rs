@@ -28,13 +28,22 @@ fuzz_target!(|raw: &str| {
         return;
     };
     let origin = Origin::of(&url);
-    assert!(policy.allows(&origin), "{raw:?} -> {url} on a foreign origin");
+    assert!(
+        policy.allows(&origin),
+        "{raw:?} -> {url} on a foreign origin"
+    );
     match url.scheme() {
         "https" => {}
-        "http" => assert!(is_loopback_host(url.host_str().unwrap_or_default()), "{raw:?}"),
+        "http" => assert!(
+            is_loopback_host(url.host_str().unwrap_or_default()),
+            "{raw:?}"
+        ),
         other => panic!("{raw:?} -> scheme {other}"),
     }
-    assert!(url.username().is_empty() && url.password().is_none(), "{raw:?}");
+    assert!(
+        url.username().is_empty() && url.password().is_none(),
+        "{raw:?}"
+    );
     assert!(!url.path().starts_with("//"), "{raw:?} -> {url}");
     assert!(
         !url.as_str().chars().any(|c| c.is_control() || c == '\\'),
@@ -43,5 +52,9 @@ fuzz_target!(|raw: &str| {
     // What the browser will parse from the Location header is the same place.
     let again = url::Url::parse(url.as_str()).unwrap();
     assert_eq!(Origin::of(&again), origin, "{raw:?}");
-    assert_eq!(policy.check(url.as_str()).ok().as_ref(), Some(&url), "{raw:?}");
+    assert_eq!(
+        policy.check(url.as_str()).ok().as_ref(),
+        Some(&url),
+        "{raw:?}"
+    );
 });
