@@ -10,11 +10,12 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
-use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+use openidconnect::core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
 use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use serde_json::json;
 use static_login::cookies::{self, KeyRing};
 use static_login::oidc::id_token::{self, Expected};
+use static_login::oidc::jwk;
 use static_login::redirect::{Origin, RedirectPolicy};
 use static_login::secret::Secret;
 use static_login::session::{Marker, Refresh, Session, Timeouts, Tokens, User};
@@ -177,7 +178,7 @@ fn id_token(c: &mut Criterion) {
         Some(JsonWebKeyId::new("k0".into())),
     )
     .unwrap();
-    let jwks = CoreJsonWebKeySet::new(vec![other.as_verification_key(), key.as_verification_key()]);
+    let jwks = jwk::key_set(&[other.as_verification_key(), key.as_verification_key()]).unwrap();
     let header =
         URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "kid": "k1", "typ": "JWT"}).to_string());
     let claims = json!({

@@ -9,7 +9,7 @@
 use std::str::FromStr;
 
 use openidconnect::core::{
-    CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AdditionalClaims, ClaimsVerificationError, ClientId, IdTokenVerifier, IssuerUrl, Nonce,
@@ -17,6 +17,7 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::jwk::ProviderKeySet;
 use crate::session::{UnixTime, User};
 
 /// Tolerated clock difference with the provider.
@@ -98,7 +99,7 @@ fn secs(t: chrono::DateTime<chrono::Utc>) -> UnixTime {
 pub fn validate(
     raw: &str,
     expected: Expected<'_>,
-    keys: &CoreJsonWebKeySet,
+    keys: &ProviderKeySet,
     algorithms: &[CoreJwsSigningAlgorithm],
 ) -> Result<IdClaims, IdTokenError> {
     let token = IdToken::from_str(raw).map_err(|_| IdTokenError::Invalid("unparseable"))?;

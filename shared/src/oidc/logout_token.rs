@@ -6,12 +6,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
+use openidconnect::core::CoreJwsSigningAlgorithm;
 use openidconnect::{JsonWebKey, JsonWebKeyId, JsonWebKeyUse, JwsSigningAlgorithm};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::id_token::{is_asymmetric, IdTokenError, CLOCK_SKEW_SECS};
+use super::jwk::ProviderKeySet;
 use crate::session::UnixTime;
 
 /// The event that marks a logout token (2.4).
@@ -67,7 +68,7 @@ pub fn validate(
     issuer: &str,
     client_id: &str,
     now: UnixTime,
-    keys: &CoreJsonWebKeySet,
+    keys: &ProviderKeySet,
     algorithms: &[CoreJwsSigningAlgorithm],
 ) -> Result<LogoutClaims, IdTokenError> {
     let mut parts = raw.split('.');

@@ -11,20 +11,21 @@ use std::time::Duration;
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
-    CoreSubjectIdentifierType,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{AdditionalProviderMetadata, IssuerUrl, JsonWebKeySet, ProviderMetadata};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, RwLock};
 use url::Url;
 
+use self::jwk::{ProviderKey, ProviderKeySet};
 use crate::secret::Secret;
 use crate::session::UnixTime;
 
 pub mod http;
 pub mod id_token;
+pub mod jwk;
 pub mod logout_token;
 pub mod token;
 
@@ -83,7 +84,7 @@ type Metadata = ProviderMetadata<
     CoreGrantType,
     CoreJweContentEncryptionAlgorithm,
     CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
+    ProviderKey,
     CoreResponseMode,
     CoreResponseType,
     CoreSubjectIdentifierType,
@@ -161,7 +162,7 @@ pub struct ClientSettings {
 
 #[derive(Debug)]
 struct Keys {
-    set: Arc<CoreJsonWebKeySet>,
+    set: Arc<ProviderKeySet>,
     fetched: std::time::Instant,
     /// Fetched because a token named an unknown key (not by discovery):
     /// only such refetches are rate-limited, so a key rotated right after a
@@ -227,7 +228,7 @@ impl Oidc {
             .await
     }
 
-    async fn current_keys(&self) -> Result<Arc<CoreJsonWebKeySet>, IdpError> {
+    async fn current_keys(&self) -> Result<Arc<ProviderKeySet>, IdpError> {
         if let Some(k) = self.keys.read().await.as_ref() {
             return Ok(k.set.clone());
         }
@@ -235,7 +236,7 @@ impl Oidc {
     }
 
     /// Refetches the JWKS unless it was fetched very recently.
-    async fn refetch_keys(&self, force: bool) -> Result<Arc<CoreJsonWebKeySet>, IdpError> {
+    async fn refetch_keys(&self, force: bool) -> Result<Arc<ProviderKeySet>, IdpError> {
         let provider = self.provider().await?;
         let mut guard = self.keys.write().await;
         if let Some(k) = guard.as_ref() {

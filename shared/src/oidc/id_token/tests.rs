@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+use openidconnect::core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
 use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use serde_json::{json, Value};
 
@@ -21,8 +21,8 @@ fn signing_key() -> CoreRsaPrivateSigningKey {
     key(include_str!("test-key.pem"), "k1")
 }
 
-fn jwks() -> CoreJsonWebKeySet {
-    CoreJsonWebKeySet::new(vec![signing_key().as_verification_key()])
+fn jwks() -> ProviderKeySet {
+    crate::oidc::jwk::key_set(&[signing_key().as_verification_key()]).unwrap()
 }
 
 fn claims() -> Value {

@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+use openidconnect::core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
 use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use serde_json::{json, Value};
 
@@ -47,7 +47,7 @@ fn header() -> Value {
 }
 
 fn check(raw: &str) -> Result<LogoutClaims, IdTokenError> {
-    let jwks = CoreJsonWebKeySet::new(vec![ours().as_verification_key()]);
+    let jwks = crate::oidc::jwk::key_set(&[ours().as_verification_key()]).unwrap();
     validate(
         raw,
         ISSUER,
