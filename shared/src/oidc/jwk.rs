@@ -1,12 +1,12 @@
 //! The provider's public keys. `openidconnect` parses them and picks the key
 //! for a token; RSA signatures (what Authentik and most providers use) are
 //! then verified with aws-lc-rs, the crypto library the TLS stack already
-//! links, about ten times faster than the pure-Rust `rsa` crate behind
-//! `CoreJsonWebKey` (docs/performance.md). Other key types keep
-//! `openidconnect`'s own verification.
+//! links: an ID token validates in 35 µs instead of 224 µs with the pure-Rust
+//! `rsa` crate behind `CoreJsonWebKey` (docs/performance.md). Other key types
+//! keep `openidconnect`'s own verification.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64::engine::general_purpose::{GeneralPurpose, NO_PAD};
+use base64::{alphabet, Engine};
 use openidconnect::core::{
     CoreJsonWebKey, CoreJsonWebKeyType, CoreJsonWebKeyUse, CoreJwsSigningAlgorithm,
 };
@@ -43,7 +43,7 @@ impl<'de> Deserialize<'de> for ProviderKey {
         let value = serde_json::Value::deserialize(deserializer)?;
         let jwk = CoreJsonWebKey::deserialize(&value).map_err(serde::de::Error::custom)?;
         let rsa = if jwk.key_type() == &CoreJsonWebKeyType::RSA {
-            // Unusable members leave the key to `openidconnect`, which refuses it.
+            // Unreadable members: the key never verifies an RSA signature.
             RsaMembers::deserialize(&value).ok().and_then(|m| {
                 Some(aws_lc_rs::signature::RsaPublicKeyComponents {
                     n: unsigned_big_endian(&m.n)?,
@@ -58,9 +58,14 @@ impl<'de> Deserialize<'de> for ProviderKey {
 }
 
 /// A base64url integer (RFC 7518 6.3.1) without the leading zero bytes some
-/// providers add, as aws-lc-rs expects it.
+/// providers add, as aws-lc-rs expects it. Decoded as leniently as
+/// `openidconnect` decodes the other members (trailing bits allowed).
 fn unsigned_big_endian(b64: &str) -> Option<Vec<u8>> {
-    let bytes = URL_SAFE_NO_PAD.decode(b64).ok()?;
+    const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::URL_SAFE,
+        NO_PAD.with_decode_allow_trailing_bits(true),
+    );
+    let bytes = BASE64URL.decode(b64).ok()?;
     let first = bytes.iter().position(|b| *b != 0)?;
     Some(bytes[first..].to_vec())
 }
@@ -122,8 +127,13 @@ impl JsonWebKey for ProviderKey {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), SignatureVerificationError> {
-        let (Some(rsa), Some(parameters)) = (&self.rsa, rsa_parameters(alg)) else {
+        let Some(parameters) = rsa_parameters(alg) else {
             return self.jwk.verify_signature(alg, message, signature);
+        };
+        let Some(rsa) = &self.rsa else {
+            return Err(SignatureVerificationError::InvalidKey(
+                "not a readable RSA key".to_owned(),
+            ));
         };
         // The checks `CoreJsonWebKey` makes before verifying: the key may sign,
         // and with this algorithm.

@@ -157,7 +157,10 @@ fn a_key_set_keeps_the_keys_it_understands_and_round_trips() {
     assert!(broken.rsa.is_none());
     let alg = CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256;
     let signature = signer.sign(&alg, MESSAGE).unwrap();
-    assert!(broken.verify_signature(&alg, MESSAGE, &signature).is_err());
+    assert!(matches!(
+        broken.verify_signature(&alg, MESSAGE, &signature),
+        Err(SignatureVerificationError::InvalidKey(_))
+    ));
     assert!(set.keys()[0]
         .verify_signature(&alg, MESSAGE, &signature)
         .is_ok());
