@@ -84,25 +84,10 @@ async fn logs_never_contain_tokens_codes_verifiers_cookies_or_secrets() {
     assert_eq!(refreshed.status, StatusCode::OK);
     secrets.extend(s.browser.jar.values().cloned());
     // The provider's tokens themselves, opened from our sealed cookies.
-    let tokens: static_login::session::Tokens = app
-        .config
-        .cookie_keys
-        .open_json(
-            static_login::cookies::TOKENS,
-            &s.browser.jar["__Secure-session-tokens"],
-        )
-        .unwrap();
+    let tokens = app.tokens_in(&s.browser.jar["__Secure-session-tokens"]);
     secrets.push(tokens.access_token.expose().to_owned());
     secrets.push(tokens.id_token.expose().to_owned());
-    let refresh: static_login::session::Refresh = app
-        .config
-        .cookie_keys
-        .open_json(
-            static_login::cookies::REFRESH,
-            &s.browser.jar["__Secure-session-refresh"],
-        )
-        .unwrap();
-    secrets.push(refresh.refresh_token.unwrap().expose().to_owned());
+    secrets.push(app.refresh_token_in(&s.browser.jar["__Secure-session-refresh"]));
     // The authorization code and state travelled in the callback URL.
     let logout = s.browser.post_as_site(&app, "/auth/logout", None).await;
     assert_eq!(logout.status, StatusCode::OK);

@@ -30,14 +30,7 @@ async fn a_real_logout_token_ends_the_session_once() {
         s.browser.get(&app.url("/auth/session")).await.status,
         StatusCode::OK
     );
-    let tokens: static_login::session::Tokens = app
-        .config
-        .cookie_keys
-        .open_json(
-            static_login::cookies::TOKENS,
-            &s.browser.jar["__Secure-session-tokens"],
-        )
-        .unwrap();
+    let tokens = app.tokens_in(&s.browser.jar["__Secure-session-tokens"]);
     let sid = tokens
         .idp_sid
         .expect("the provider's sid is recorded at login");
@@ -86,17 +79,11 @@ async fn a_real_logout_token_ends_the_session_once() {
 async fn forged_or_malformed_logout_tokens_are_400_and_end_nothing() {
     let app = App::spawn().await;
     let mut s = login(&app, "alice", "alice-password").await;
-    let id_token = {
-        let t: static_login::session::Tokens = app
-            .config
-            .cookie_keys
-            .open_json(
-                static_login::cookies::TOKENS,
-                &s.browser.jar["__Secure-session-tokens"],
-            )
-            .unwrap();
-        t.id_token.expose().to_owned()
-    };
+    let id_token = app
+        .tokens_in(&s.browser.jar["__Secure-session-tokens"])
+        .id_token
+        .expose()
+        .to_owned();
     let forged_alg_none = {
         use base64::Engine;
         let b = |v: serde_json::Value| {

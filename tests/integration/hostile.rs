@@ -812,19 +812,7 @@ async fn rp_refresh_without_id_token_or_new_refresh_token_keeps_the_user() {
     let idp = Hostile::new().await;
     let app = idp.app().await;
     let mut browser = accepted_at_callback("rp_refresh_no_id_token", &idp, &app).await;
-    let refresh_token = |b: &Browser| {
-        app.config
-            .cookie_keys
-            .open_json::<static_login::session::Refresh>(
-                static_login::cookies::REFRESH,
-                &b.jar["__Secure-session-refresh"],
-            )
-            .unwrap()
-            .refresh_token
-            .unwrap()
-            .expose()
-            .to_owned()
-    };
+    let refresh_token = |b: &Browser| app.refresh_token_in(&b.jar["__Secure-session-refresh"]);
     let before = refresh_token(&browser);
     // Authentik below its rotation threshold: no `refresh_token`, and here
     // no `id_token` either.

@@ -28,7 +28,7 @@ async fn refresh_with_rotation_replaces_the_old_token() {
     assert_eq!(app.idp_stats().await["refresh_token_grants"], 2);
     // The old refresh token is dead at the provider (checked last: the
     // provider's reuse detection then revokes the whole chain, as it should).
-    let direct = use_refresh_token_directly(&app, &refresh_token_in(&app, &before)).await;
+    let direct = use_refresh_token_directly(&app, &app.refresh_token_in(&before)).await;
     assert_eq!(direct["error"], "invalid_grant");
     drop(stale);
 }
@@ -47,16 +47,6 @@ async fn use_refresh_token_directly(app: &App, token: &str) -> serde_json::Value
         .unwrap()
 }
 
-/// Opens the sealed refresh cookie with the app's keys (tests only).
-fn refresh_token_in(app: &App, sealed: &str) -> String {
-    let refresh: static_login::session::Refresh = app
-        .config
-        .cookie_keys
-        .open_json(static_login::cookies::REFRESH, sealed)
-        .unwrap();
-    refresh.refresh_token.unwrap().expose().to_owned()
-}
-
 #[tokio::test]
 async fn refresh_without_rotation_keeps_the_old_token() {
     let app = App::spawn_with(Options {
@@ -67,7 +57,7 @@ async fn refresh_without_rotation_keeps_the_old_token() {
     let mut s = login(&app, "alice", "alice-password").await;
     let first = refresh(&mut s.browser, &app).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    let token = refresh_token_in(&app, &s.browser.jar["__Secure-session-refresh"]);
+    let token = app.refresh_token_in(&s.browser.jar["__Secure-session-refresh"]);
     // The provider sent no new refresh token: the one we keep still works.
     let direct = use_refresh_token_directly(&app, &token).await;
     assert!(direct["access_token"].is_string(), "{direct}");

@@ -358,6 +358,29 @@ pub fn cookie_key() -> String {
 }
 
 impl App {
+    /// The provider tokens inside a sealed `__Secure-session-tokens` value,
+    /// opened with the app's keys (tests look inside; browsers cannot).
+    pub fn tokens_in(&self, sealed: &str) -> static_login::session::Tokens {
+        self.config
+            .cookie_keys
+            .open_json(static_login::cookies::TOKENS, sealed)
+            .expect("a tokens cookie sealed by this app")
+    }
+
+    /// The refresh token inside a sealed `__Secure-session-refresh` value.
+    pub fn refresh_token_in(&self, sealed: &str) -> String {
+        let refresh: static_login::session::Refresh = self
+            .config
+            .cookie_keys
+            .open_json(static_login::cookies::REFRESH, sealed)
+            .expect("a refresh cookie sealed by this app");
+        refresh
+            .refresh_token
+            .expect("the session has a refresh token")
+            .expose()
+            .to_owned()
+    }
+
     /// Starts an app with default options.
     pub async fn spawn() -> App {
         Self::spawn_with(Options::default()).await
