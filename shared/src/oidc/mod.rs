@@ -27,6 +27,8 @@ pub mod http;
 pub mod id_token;
 pub mod jwk;
 pub mod logout_token;
+#[cfg(test)]
+mod test_jwt;
 pub mod token;
 
 pub use id_token::{Expected, IdClaims, IdTokenError};

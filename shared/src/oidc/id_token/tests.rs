@@ -4,18 +4,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use openidconnect::core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
-use openidconnect::{JsonWebKeyId, PrivateSigningKey};
+use openidconnect::PrivateSigningKey;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::oidc::test_jwt::{b64, key, sign};
 
 const ISSUER: &str = "https://auth.example.com/application/o/site/";
 const CLIENT: &str = "client-1";
 const NOW: u64 = 1_800_000_000;
-
-fn key(pem: &str, kid: &str) -> CoreRsaPrivateSigningKey {
-    CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new(kid.into()))).unwrap()
-}
 
 fn signing_key() -> CoreRsaPrivateSigningKey {
     key(include_str!("test-key.pem"), "k1")
@@ -32,23 +29,8 @@ fn claims() -> Value {
     })
 }
 
-fn b64(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
-}
-
-fn sign_with(k: &CoreRsaPrivateSigningKey, header: Value, payload: &Value) -> String {
-    let input = format!("{}.{}", b64(&header), b64(payload));
-    let sig = k
-        .sign(
-            &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            input.as_bytes(),
-        )
-        .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
-
 fn token(payload: &Value) -> String {
-    sign_with(
+    sign(
         &signing_key(),
         json!({"alg": "RS256", "kid": "k1", "typ": "JWT"}),
         payload,
@@ -155,7 +137,7 @@ fn refuses_a_bad_signature() {
     );
     // Same kid, other key: signed by an attacker.
     let attacker = key(include_str!("other-key.pem"), "k1");
-    let raw = sign_with(&attacker, json!({"alg": "RS256", "kid": "k1"}), &claims());
+    let raw = sign(&attacker, json!({"alg": "RS256", "kid": "k1"}), &claims());
     assert_eq!(
         check(&raw, expected()),
         Err(IdTokenError::Invalid("signature"))
@@ -202,14 +184,14 @@ fn ignores_attacker_keys_in_the_header() {
         json!({"alg": "RS256", "kid": "k1", "jku": "https://evil.test/jwks"}),
         json!({"alg": "RS256", "kid": "k1", "x5u": "https://evil.test/cert"}),
     ] {
-        let raw = sign_with(&attacker, header, &claims());
+        let raw = sign(&attacker, header, &claims());
         assert!(check(&raw, expected()).is_err());
     }
 }
 
 #[test]
 fn an_unknown_kid_asks_for_a_refetch() {
-    let raw = sign_with(
+    let raw = sign(
         &signing_key(),
         json!({"alg": "RS256", "kid": "rotated"}),
         &claims(),

@@ -3,10 +3,11 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use openidconnect::core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
-use openidconnect::{JsonWebKeyId, PrivateSigningKey};
+use openidconnect::PrivateSigningKey;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::oidc::test_jwt::key;
 
 const MESSAGE: &[u8] = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ";
 
@@ -19,12 +20,8 @@ const RSA_ALGORITHMS: [CoreJwsSigningAlgorithm; 6] = [
     CoreJwsSigningAlgorithm::RsaSsaPssSha512,
 ];
 
-fn signing_key(pem: &str) -> CoreRsaPrivateSigningKey {
-    CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new("k1".into()))).unwrap()
-}
-
 fn test_key() -> CoreRsaPrivateSigningKey {
-    signing_key(include_str!("../id_token/test-key.pem"))
+    key(include_str!("../id_token/test-key.pem"), "k1")
 }
 
 /// The public JWK as a provider publishes it.
@@ -108,7 +105,7 @@ fn an_encryption_key_does_not_verify_signatures() {
 
 #[test]
 fn keys_under_2048_bits_are_refused() {
-    let weak = signing_key(include_str!("weak-1024-key.pem"));
+    let weak = key(include_str!("weak-1024-key.pem"), "k1");
     let key = provider_key(public_jwk(&weak));
     let alg = CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256;
     let signature = weak.sign(&alg, MESSAGE).unwrap();

@@ -1,38 +1,18 @@
 //! Logout tokens we craft and sign with a test key.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use openidconnect::core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
-use openidconnect::{JsonWebKeyId, PrivateSigningKey};
+use openidconnect::PrivateSigningKey;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::oidc::test_jwt::{b64, key, sign};
 
 const ISSUER: &str = "https://auth.example.com/application/o/site/";
 const CLIENT: &str = "client-1";
 const NOW: u64 = 1_800_000_000;
 
-fn key(pem: &str) -> CoreRsaPrivateSigningKey {
-    CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new("k1".into()))).unwrap()
-}
-
 fn ours() -> CoreRsaPrivateSigningKey {
-    key(include_str!("../id_token/test-key.pem"))
-}
-
-fn b64(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
-}
-
-fn sign(k: &CoreRsaPrivateSigningKey, header: Value, claims: &Value) -> String {
-    let input = format!("{}.{}", b64(&header), b64(claims));
-    let sig = k
-        .sign(
-            &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            input.as_bytes(),
-        )
-        .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    key(include_str!("../id_token/test-key.pem"), "k1")
 }
 
 fn claims() -> Value {
@@ -124,7 +104,7 @@ fn refuses_what_the_spec_refuses() {
 
 #[test]
 fn refuses_bad_signatures_and_algorithms() {
-    let attacker = key(include_str!("../id_token/other-key.pem"));
+    let attacker = key(include_str!("../id_token/other-key.pem"), "k1");
     assert_eq!(
         check(&sign(&attacker, header(), &claims())),
         Err(IdTokenError::Invalid("signature"))
